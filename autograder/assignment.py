@@ -1,0 +1,98 @@
+"""Assignments: where their parts live and how they are graded."""
+from __future__ import annotations
+
+import ast
+import tomllib
+import types
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+import nbformat
+
+from .notebook import extract_code
+from .sandbox import Limits
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+ASSIGNMENTS_DIR = PROJECT_ROOT / "assignments"
+SOLUTIONS_DIR = PROJECT_ROOT / "solutions"
+
+
+class AssignmentError(Exception):
+    pass
+
+
+@dataclass
+class Assignment:
+    name: str
+    directory: Path
+    title: str = ""
+    mode: str = "definitions"
+    forbidden_imports: list[str] = field(default_factory=list)
+    time_limit: float = 10.0
+    total_time_limit: float = 600.0
+    load_time_limit: float = 30.0
+    limits: Limits = field(default_factory=Limits)
+    master: Path | None = None
+
+    @property
+    def tests_dir(self) -> Path:
+        return self.directory / "tests"
+
+    @property
+    def skeleton(self) -> Path:
+        return self.directory / f"{self.name}.ipynb"
+
+    @property
+    def mutants_file(self) -> Path:
+        return self.directory / "mutants.py"
+
+    @property
+    def secret_paths(self) -> list[Path]:
+        """Everything the worker must not read: hidden tests, mutants, the master solution."""
+        paths = [self.tests_dir, self.mutants_file]
+        if self.master is not None:
+            paths.append(self.master.parent)
+        return [p for p in paths if p.exists()]
+
+    @cached_property
+    def reference(self) -> types.ModuleType:
+        if self.master is None or not self.master.exists():
+            raise AssignmentError(f"{self.name}: no master solution notebook found")
+        return load_reference(self.master, f"dlgrade_reference_{self.name}")
+
+
+def load_assignment(name_or_path: str) -> Assignment:
+    path = Path(name_or_path)
+    directory = path if (path / "assignment.toml").exists() else ASSIGNMENTS_DIR / name_or_path
+    config_file = directory / "assignment.toml"
+    if not config_file.exists():
+        known = sorted(p.name for p in ASSIGNMENTS_DIR.iterdir() if (p / "assignment.toml").exists())
+        raise AssignmentError(f"unknown assignment {name_or_path!r}; known: {', '.join(known)} "
+                              "(or pass the path of an assignment folder)")
+    config = tomllib.loads(config_file.read_text())
+    limits = Limits(**config.pop("limits", {}))
+    master = config.pop("master", None)
+    name = config.pop("name", directory.name)
+    master_path = (directory / master).resolve() if master else SOLUTIONS_DIR / f"{name}.ipynb"
+    return Assignment(name=name, directory=directory.resolve(), limits=limits,
+                      master=master_path, **config)
+
+
+def definitions_only(source: str, filename: str):
+    """The reference's definitions, kept by the same rule the worker applies to students."""
+    from .worker import _keep_definition
+
+    tree = ast.parse(source, filename)
+    tree.body = [stmt for stmt in tree.body if _keep_definition(stmt)]
+    return compile(tree, filename, "exec")
+
+
+def load_reference(master: Path, module_name: str, nb=None) -> types.ModuleType:
+    """Execute the master notebook's definitions in-process: it is trusted code."""
+    nb = nb if nb is not None else nbformat.read(master, as_version=4)
+    module = types.ModuleType(module_name)
+    module.__file__ = str(master)
+    for number, code in extract_code(nb).cells:
+        exec(definitions_only(code, f"{master.name}[{number}]"), module.__dict__)
+    return module

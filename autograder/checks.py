@@ -1,0 +1,205 @@
+"""Check helpers for hidden and public tests.
+
+Every failure says what was compared, on which inputs, where it missed and by how much.
+All comparisons happen here, in the trusted grader, on plain numpy arrays from the worker.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+
+class CheckFailure(AssertionError):
+    """A student result that does not meet a check; the message is shown to the student."""
+
+    def __init__(self, message: str, *, what: str = "", actual=None, expected=None, inputs=None):
+        super().__init__(message)
+        self.what = what
+        self.actual = actual
+        self.expected = expected
+        self.inputs = inputs or {}
+
+
+def describe_inputs(inputs: dict | None) -> str:
+    if not inputs:
+        return ""
+    parts = []
+    for key, value in inputs.items():
+        if isinstance(value, np.ndarray):
+            parts.append(f"{key} {value.shape}" if value.ndim else f"{key}={value.item():.4g}")
+        elif isinstance(value, (int, float)):
+            parts.append(f"{key}={value}")
+        elif isinstance(value, (list, tuple)) and len(value) <= 6:
+            parts.append(f"{key}={value!r}")
+    return " on " + ", ".join(parts) if parts else ""
+
+
+def type_name(value) -> str:
+    from .wire import RemoteRef, TensorValue
+
+    if isinstance(value, TensorValue):
+        return "torch.Tensor"
+    if isinstance(value, RemoteRef):
+        return value.type_name
+    ref = getattr(value, "_dlgrade_ref", None)
+    if ref is not None:
+        return ref.type_name
+    return type(value).__name__
+
+
+def rel_error(actual: np.ndarray, expected: np.ndarray) -> np.ndarray:
+    """Elementwise |a - e| / (|a| + |e|): scale-free, 1 means 'unrelated'.
+
+    Entries far smaller than the array's largest are judged against that scale instead, so
+    rounding noise on a value that should be ~0 does not read as a 100% error.
+    """
+    a = np.asarray(actual, dtype=np.float64)
+    e = np.asarray(expected, dtype=np.float64)
+    scale = 1e-6 * float(np.abs(e).max()) if e.size else 0.0
+    return np.abs(a - e) / np.maximum(np.abs(a) + np.abs(e), max(scale, 1e-300))
+
+
+def norm_error(actual: np.ndarray, expected: np.ndarray) -> float:
+    """||a - e|| / (||a|| + ||e||): the usual summary for comparing gradients."""
+    a = np.asarray(actual, dtype=np.float64)
+    e = np.asarray(expected, dtype=np.float64)
+    denom = float(np.linalg.norm(a) + np.linalg.norm(e))
+    return float(np.linalg.norm(a - e)) / denom if denom > 0 else 0.0
+
+
+def expect_tuple(value, length: int, what: str) -> tuple:
+    if type(value) is not tuple or len(value) != length:
+        got = f"a tuple of length {len(value)}" if type(value) is tuple else type_name(value)
+        raise CheckFailure(f"{what} should return a tuple of {length} values; it returned {got}",
+                           what=what)
+    return value
+
+
+def expect_array(value, what: str, *, shape=None, dtype=np.float64, finite=True,
+                 inputs=None) -> np.ndarray:
+    where = describe_inputs(inputs)
+    if type(value) is not np.ndarray:
+        hint = ""
+        if isinstance(value, (list, tuple)):
+            hint = " (convert it with np.array)"
+        elif value is None:
+            hint = " (is a return statement missing?)"
+        raise CheckFailure(f"{what}{where}: expected a numpy array, got {type_name(value)}{hint}",
+                           what=what, actual=value, inputs=inputs)
+    if shape is not None and tuple(value.shape) != tuple(shape):
+        raise CheckFailure(
+            f"{what}{where}: shape {tuple(value.shape)}, expected {tuple(shape)}",
+            what=what, actual=value, inputs=inputs)
+    if dtype is not None and value.dtype != np.dtype(dtype):
+        raise CheckFailure(f"{what}{where}: dtype {value.dtype}, expected {np.dtype(dtype)}",
+                           what=what, actual=value, inputs=inputs)
+    if finite and not np.all(np.isfinite(value)):
+        bad = np.argwhere(~np.isfinite(value))
+        first = tuple(int(i) for i in bad[0]) if value.ndim else ()
+        raise CheckFailure(
+            f"{what}{where}: {len(bad)} non-finite value(s) (NaN or Inf), first at index {first}",
+            what=what, actual=value, inputs=inputs)
+    return value
+
+
+def expect_scalar(value, what: str, *, inputs=None) -> float:
+    where = describe_inputs(inputs)
+    if type(value) in (float, int) and type(value) is not bool:
+        result = float(value)
+    elif type(value) is np.ndarray and value.shape == () and value.dtype.kind in "fiu":
+        result = float(value)
+    elif type(value) is np.ndarray and value.size == 1 and value.dtype.kind == "f":
+        raise CheckFailure(f"{what}{where}: expected a scalar, got an array of shape {value.shape}",
+                           what=what, actual=value, inputs=inputs)
+    else:
+        raise CheckFailure(f"{what}{where}: expected a number, got {type_name(value)}",
+                           what=what, actual=value, inputs=inputs)
+    if not np.isfinite(result):
+        raise CheckFailure(f"{what}{where}: got {result}, expected a finite number",
+                           what=what, actual=value, inputs=inputs)
+    return result
+
+
+def assert_close(actual, expected, what: str, *, tol: float = 1e-7, inputs=None,
+                 dtype=np.float64) -> None:
+    """Shape, dtype and finiteness first, then the largest elementwise relative error."""
+    expected = np.asarray(expected)
+    if np.ndim(expected) == 0 and type(actual) is not np.ndarray:
+        actual_value = np.asarray(expect_scalar(actual, what, inputs=inputs))
+    else:
+        actual_value = expect_array(actual, what, shape=expected.shape, dtype=dtype, inputs=inputs)
+    err = rel_error(actual_value, expected)
+    if err.size == 0 or float(err.max()) <= tol:
+        return
+    idx = np.unravel_index(int(np.argmax(err)), err.shape)
+    at = f" at index {tuple(int(i) for i in idx)}" if err.ndim else ""
+    raise CheckFailure(
+        f"{what}{describe_inputs(inputs)}: largest relative error {float(err.max()):.2e}{at} "
+        f"(yours {float(actual_value[idx]):.6g}, expected {float(expected[idx]):.6g}); "
+        f"allowed {tol:.0e}; {int((err > tol).sum())} of {err.size} entries differ",
+        what=what, actual=actual_value, expected=expected, inputs=inputs)
+
+
+def numeric_gradient(f: Callable[[np.ndarray], float], x: np.ndarray, h: float = 1e-5
+                     ) -> np.ndarray:
+    """Centred differences of a scalar function, in float64, without mutating ``x``."""
+    x = np.array(x, dtype=np.float64)
+    grad = np.zeros_like(x)
+    flat, gflat = x.reshape(-1), grad.reshape(-1)
+    for i in range(flat.size):
+        old = flat[i]
+        flat[i] = old + h
+        plus = f(x.copy())
+        flat[i] = old - h
+        minus = f(x.copy())
+        flat[i] = old
+        gflat[i] = (plus - minus) / (2 * h)
+    return grad
+
+
+def numeric_vjp(forward: Callable, args: list, index: int, upstream: np.ndarray,
+                h: float = 1e-5) -> np.ndarray:
+    """Vector-Jacobian product of ``forward(*args)`` w.r.t. ``args[index]`` with ``upstream``.
+
+    ``forward`` returns the output array; projecting on a random upstream gradient checks the
+    whole Jacobian at once while keeping the check a cheap scalar function.
+    """
+    def scalar(value):
+        call_args = list(args)
+        call_args[index] = value
+        out = forward(*call_args)
+        return float(np.sum(np.asarray(out, dtype=np.float64) * upstream))
+
+    return numeric_gradient(scalar, args[index], h)
+
+
+def assert_gradient(analytic, numeric: np.ndarray, what: str, *, tol: float, inputs=None
+                    ) -> None:
+    """Compare an analytic gradient with a numerical one by their relative norm error."""
+    analytic = expect_array(analytic, what, shape=numeric.shape, inputs=inputs)
+    err = norm_error(analytic, numeric)
+    if err <= tol:
+        return
+    idx = np.unravel_index(int(np.argmax(np.abs(analytic - numeric))), numeric.shape)
+    raise CheckFailure(
+        f"{what}{describe_inputs(inputs)} disagrees with the numerical gradient of your forward "
+        f"function (centred differences): relative error {err:.2e}, allowed {tol:.0e}; largest "
+        f"difference at index {tuple(int(i) for i in idx)} (yours {float(analytic[idx]):.6g}, "
+        f"numerical {float(numeric[idx]):.6g})",
+        what=what, actual=analytic, expected=numeric, inputs=inputs)
+
+
+def gradient_tolerance(reference_error: float, *, factor: float = 100.0,
+                       floor: float = 1e-7) -> float:
+    """A tolerance set from the reference's own numerical error, never tighter than ``floor``."""
+    return max(floor, factor * float(reference_error))
+
+
+def assert_not_mutated(before: dict, after: dict, what: str) -> None:
+    for key, old in before.items():
+        new = after.get(key)
+        if isinstance(old, np.ndarray) and (type(new) is not np.ndarray or new.shape != old.shape
+                                            or not np.array_equal(new, old)):
+            raise CheckFailure(f"{what} modified its input {key!r} in place; compute on a copy "
+                               "or build a new array instead", what=what)

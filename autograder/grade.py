@@ -1,0 +1,112 @@
+"""Grade one notebook: read it, load it into a confined worker, run the hidden tests."""
+from __future__ import annotations
+
+import os
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from .assignment import Assignment
+from .data import load_digits_split
+from .notebook import NotebookError, extract_code, read_notebook
+from .plugin import GradingPlugin, Outcome
+from .results import Results, TestResult, error_results
+from .sandbox import InfrastructureError, SandboxConfig
+from .session import StudentSession
+
+
+@dataclass
+class GradeRun:
+    results: Results
+    outcomes: list[Outcome]
+    timings: dict[str, float]
+
+
+def run_tests(assignment: Assignment, plugin: GradingPlugin, extra_args=()) -> list[Outcome]:
+    args = [str(assignment.tests_dir), "-q", "-p", "no:cacheprovider", "-p", "no:randomly",
+            "--import-mode=importlib", "-c", os.devnull, "--rootdir", str(assignment.directory),
+            "--no-header", "-o", "console_output_style=classic", "--tb=no", "-rN",
+            *extra_args]
+    code = pytest.main(args, plugins=[plugin])
+    if code not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED) and not plugin.outcomes:
+        raise InfrastructureError(f"the hidden tests of {assignment.name} could not run "
+                                  f"(pytest exit code {int(code)})")
+    return [plugin.outcomes[n] for n in plugin.order if n in plugin.outcomes]
+
+
+def to_results(outcomes: list[Outcome], *, execution_time: float, output: str) -> Results:
+    tests = []
+    for number, o in enumerate(outcomes, start=1):
+        score = round(o.points * o.fraction, 4)
+        tests.append(TestResult(
+            name=o.name, number=str(number), score=score, max_score=o.points,
+            status="passed" if o.fraction >= 1.0 else "failed",
+            output=o.message, visibility=o.visibility, tags=o.tags))
+    return Results(score=round(sum(t.score for t in tests), 4), execution_time=execution_time,
+                   output=output, tests=tests)
+
+
+def grade_notebook(path: Path, assignment: Assignment, *, device: str = "cpu",
+                   quiet: bool = True) -> GradeRun:
+    """Never raises for a bad submission: a broken notebook still gets a valid Results."""
+    start = time.monotonic()
+    timings: dict[str, float] = {}
+    try:
+        nb = read_notebook(Path(path))
+        code = extract_code(nb)
+    except NotebookError as exc:
+        return GradeRun(error_results(f"Could not grade this submission: {exc}",
+                                      time.monotonic() - start), [], timings)
+    timings["notebook"] = time.monotonic() - start
+    reference = assignment.reference
+    config = SandboxConfig(hide=[str(p) for p in assignment.secret_paths],
+                           limits=assignment.limits)
+    session = StudentSession(code.cells, mode=assignment.mode,
+                             forbidden=assignment.forbidden_imports, assignment=assignment.name,
+                             sandbox_config=config, load_time_limit=assignment.load_time_limit,
+                             notes=code.notes)
+    try:
+        t0 = time.monotonic()
+        session.start(probe_paths=assignment.secret_paths)
+        timings["worker_start"] = time.monotonic() - t0
+        leaks = session.probe.get("readable", [])
+        if leaks:
+            raise InfrastructureError(
+                f"sandbox self-test failed: student code could read {leaks}; refusing to grade")
+        plugin = GradingPlugin(session, reference, default_time_limit=assignment.time_limit,
+                               total_time_limit=assignment.total_time_limit,
+                               digits_loader=load_digits_split)
+        t0 = time.monotonic()
+        outcomes = run_tests(assignment, plugin, () if quiet else ("-v",))
+        timings["tests"] = time.monotonic() - t0
+    except InfrastructureError as exc:
+        session.close()
+        message = (f"GRADER ERROR (not a problem with your submission; please tell the "
+                   f"instructor): {exc}")
+        return GradeRun(error_results(message, time.monotonic() - start), [], timings)
+    except Exception:  # noqa: BLE001 - a results file must exist whatever happened
+        session.close()
+        message = "GRADER ERROR (please tell the instructor):\n" + traceback.format_exc()[-3000:]
+        return GradeRun(error_results(message, time.monotonic() - start), [], timings)
+    stdout = session.sandbox.output_text()
+    session.close()
+    sections = []
+    load_summary = session.report.summary()
+    if load_summary:
+        sections.append("Problems while loading your notebook:\n" + load_summary)
+    if session.report.skipped:
+        sections.append(f"{len(session.report.skipped)} top-level statement(s) that are not "
+                        "definitions were not run (only imports, functions, classes and simple "
+                        "constants are used for grading).")
+    sandbox_notes = [n for n in session.sandbox.notes + session.sandbox.launch_notes]
+    if sandbox_notes:
+        sections.append("Sandbox: " + "; ".join(sandbox_notes))
+    if stdout.strip():
+        sections.append("Output printed by your code:\n" + stdout[-4000:])
+    elapsed = time.monotonic() - start
+    results = to_results(outcomes, execution_time=round(elapsed, 3),
+                         output="\n\n".join(sections))
+    return GradeRun(results, outcomes, timings)

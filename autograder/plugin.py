@@ -1,0 +1,212 @@
+"""The pytest plugin that turns hidden tests into a Gradescope score.
+
+Markers: ``points(n)``, ``visible`` / ``hidden`` / ``after_due_date`` / ``after_published``,
+``time_limit(seconds)``, ``partial`` (use the ``partial`` fixture), ``covers("function")``.
+Fixtures: ``student``, ``reference``, ``rng``, ``partial``, ``digits``.
+"""
+from __future__ import annotations
+
+import random
+import time
+import zlib
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import numpy as np
+import pytest
+
+from .checks import CheckFailure
+from .session import (StudentCodeError, StudentCrash, StudentNamespace, StudentSession,
+                      StudentTimeout)
+
+VISIBILITY_MARKERS = ("visible", "hidden", "after_due_date", "after_published")
+
+
+class BudgetExceeded(Exception):
+    pass
+
+
+@dataclass
+class Outcome:
+    nodeid: str
+    name: str
+    points: float
+    fraction: float
+    message: str
+    visibility: str
+    tags: list[str]
+    seconds: float = 0.0
+    grader_error: bool = False
+
+
+class PartialCredit:
+    """Named parts of one test, each worth a weight; failures are collected, not raised."""
+
+    def __init__(self):
+        self.earned = 0.0
+        self.total = 0.0
+        self.messages: list[str] = []
+
+    @contextmanager
+    def part(self, label: str, weight: float = 1.0):
+        self.total += weight
+        try:
+            yield
+        except (CheckFailure, StudentCodeError) as exc:
+            self.messages.append(f"[{label}] {describe_exception(exc)}")
+        else:
+            self.earned += weight
+
+    @property
+    def fraction(self) -> float:
+        return self.earned / self.total if self.total else 0.0
+
+
+def describe_exception(exc: BaseException) -> str:
+    if isinstance(exc, CheckFailure):
+        return str(exc)
+    if isinstance(exc, StudentCodeError):
+        text = f"{exc.what} raised {exc.exc_type}: {exc.message}"
+        if exc.exc_type == "NotImplementedError":
+            text = f"{exc.what} is not implemented yet (it raised NotImplementedError)"
+        if exc.hint:
+            text += f"\n{exc.hint}"
+        tb = exc.traceback.strip()
+        if tb and "cell[" in tb:
+            text += "\nYour code's traceback:\n" + tb
+        return text
+    if isinstance(exc, (StudentTimeout, StudentCrash, BudgetExceeded)):
+        return str(exc)
+    return ""
+
+
+def _marker_arg(item, name, default):
+    marker = item.get_closest_marker(name)
+    return marker.args[0] if marker and marker.args else default
+
+
+class GradingPlugin:
+    def __init__(self, session: StudentSession | None, reference, *, default_time_limit: float,
+                 total_time_limit: float, default_visibility: str = "visible",
+                 student_override=None, digits_loader=None):
+        self.session = session
+        self.reference = reference
+        self.default_time_limit = default_time_limit
+        self.total_time_limit = total_time_limit
+        self.default_visibility = default_visibility
+        self.student_override = student_override  # in-process mode: the reference itself
+        self.digits_loader = digits_loader
+        self.outcomes: dict[str, Outcome] = {}
+        self.order: list[str] = []
+        self.started = time.monotonic()
+
+    # ---- configuration ------------------------------------------------------------------
+    def pytest_configure(self, config):
+        for line in (
+            "points(n): points this test is worth",
+            "visible: results shown to students at once",
+            "hidden: never shown to students",
+            "after_due_date: shown after the due date",
+            "after_published: shown once grades are published",
+            "time_limit(seconds): wall-clock limit for the student code in this test",
+            "partial: the test gives partial credit through the partial fixture",
+            "covers(name): the student function or class this test is about",
+        ):
+            config.addinivalue_line("markers", line)
+
+    def pytest_collection_modifyitems(self, items):
+        self.order = [item.nodeid for item in items]
+
+    # ---- fixtures -------------------------------------------------------------------------
+    @pytest.fixture
+    def student(self):
+        if self.student_override is not None:
+            return self.student_override
+        return StudentNamespace(self.session)
+
+    @pytest.fixture
+    def reference(self):
+        return self.reference
+
+    @pytest.fixture
+    def rng(self, request):
+        return np.random.default_rng(_seed_of(request.node.nodeid))
+
+    @pytest.fixture
+    def partial(self, request):
+        credit = PartialCredit()
+        request.node._dlgrade_partial = credit
+        return credit
+
+    @pytest.fixture
+    def digits(self):
+        return self.digits_loader()
+
+    # ---- running ----------------------------------------------------------------------------
+    def pytest_runtest_setup(self, item):
+        seed = _seed_of(item.nodeid)
+        np.random.seed(seed % 2**32)
+        random.seed(seed)
+        try:
+            import torch
+
+            torch.manual_seed(seed)
+        except ImportError:
+            pass
+        item._dlgrade_start = time.monotonic()
+        if time.monotonic() - self.started > self.total_time_limit:
+            raise BudgetExceeded(f"not run: the whole submission used up its "
+                                 f"{self.total_time_limit:g} s grading budget")
+        if self.session is not None:
+            self.session.begin_test(seed, float(_marker_arg(item, "time_limit",
+                                                            self.default_time_limit)))
+
+    def pytest_runtest_teardown(self, item):
+        if self.session is not None:
+            self.session.end_test()
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_makereport(self, item, call):
+        outcome = yield
+        report = outcome.get_result()
+        if report.when == "call" or (report.when == "setup" and report.failed):
+            self._record(item, call, report)
+
+    def _record(self, item, call, report):
+        points = float(_marker_arg(item, "points", 1))
+        visibility = next((m for m in VISIBILITY_MARKERS if item.get_closest_marker(m)),
+                          self.default_visibility)
+        covers = item.get_closest_marker("covers")
+        tags = list(covers.args) if covers else []
+        doc = (item.function.__doc__ or "").strip().splitlines()
+        name = doc[0] if doc else item.name.removeprefix("test_").replace("_", " ")
+        partial = getattr(item, "_dlgrade_partial", None)
+        fraction, messages, grader_error = 1.0, [], False
+        if partial is not None:
+            fraction = partial.fraction
+            messages += partial.messages
+        if report.failed and call.excinfo is not None:
+            exc = call.excinfo.value
+            text = describe_exception(exc)
+            if not text:
+                # An exception in the test body: almost always a result of an unexpected type.
+                text = (f"checking your result failed with {type(exc).__name__}: {exc}. "
+                        "Check the types and structure your function returns.")
+                grader_error = not isinstance(exc, (TypeError, ValueError, IndexError,
+                                                    KeyError, AttributeError))
+                if grader_error:
+                    text = f"internal grader error ({type(exc).__name__}: {exc}); not your fault"
+            messages.append(text)
+            fraction = partial.fraction if partial is not None else 0.0
+        elif report.skipped:
+            fraction = 0.0
+            messages.append("skipped: " + str(call.excinfo.value if call.excinfo else ""))
+        seconds = time.monotonic() - getattr(item, "_dlgrade_start", time.monotonic())
+        self.outcomes[item.nodeid] = Outcome(item.nodeid, name, points, fraction,
+                                             "\n".join(messages), visibility, tags, seconds,
+                                             grader_error)
+
+
+def _seed_of(nodeid: str) -> int:
+    """Stable per test: the same submission sees the same random inputs on every run."""
+    return zlib.crc32(nodeid.split("::", 1)[-1].encode())

@@ -1,0 +1,57 @@
+"""The Gradescope results.json schema, and writing it so that a file always exists."""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+Visibility = Literal["visible", "hidden", "after_due_date", "after_published"]
+
+
+class TestResult(BaseModel):
+    name: str
+    number: str
+    score: float
+    max_score: float
+    status: Literal["passed", "failed"]
+    output: str = ""
+    output_format: Literal["text", "md", "html", "simple_format", "ansi"] = "text"
+    visibility: Visibility = "visible"
+    tags: list[str] = Field(default_factory=list)
+
+
+class Results(BaseModel):
+    score: float
+    execution_time: float
+    output: str = ""
+    output_format: Literal["text", "md", "html", "simple_format", "ansi"] = "text"
+    visibility: Visibility = "visible"
+    stdout_visibility: Visibility = "hidden"
+    tests: list[TestResult] = Field(default_factory=list)
+
+    @property
+    def max_score(self) -> float:
+        return sum(t.max_score for t in self.tests)
+
+
+def write_results(results: Results, path: Path) -> None:
+    """Atomic: a reader never sees a half-written file, and a crash leaves the old one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".results-", suffix=".json")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(results.model_dump_json(indent=2))
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def error_results(message: str, execution_time: float = 0.0, tests=()) -> Results:
+    """A valid results file for a submission that could not be graded at all."""
+    return Results(score=0.0, execution_time=execution_time, output=message, tests=list(tests))

@@ -1,0 +1,304 @@
+"""Start, talk to and kill the confined student worker."""
+from __future__ import annotations
+
+import ctypes
+import fcntl
+import json
+import os
+import selectors
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import wire
+
+HERE = Path(__file__).resolve().parent
+SANDBOX_UID_BASE = 61000  # one uid per concurrent slot: RLIMIT_NPROC and kill(-1) are per uid
+SLOT_COUNT = 64
+OUTPUT_CAP = 64 << 10
+
+
+class WorkerError(Exception):
+    """The worker could not answer: it died, hung, or broke the protocol."""
+
+    def __init__(self, kind: str, message: str):
+        super().__init__(message)
+        self.kind = kind  # "timeout" | "crash" | "protocol"
+
+
+class InfrastructureError(Exception):
+    """The sandbox itself failed (not the student's fault): never scored as a student error."""
+
+
+@dataclass
+class Limits:
+    memory_mb: int = 2048
+    cpu_s: int = 600
+    file_mb: int = 16
+    disk_mb: int = 64
+    nproc: int = 64
+
+
+@dataclass
+class SandboxConfig:
+    hide: list[str] = field(default_factory=list)
+    limits: Limits = field(default_factory=Limits)
+    isolate_user: bool = True
+    namespaces: bool = True
+    python: str = sys.executable
+
+
+def _other_can_execute(path: str) -> bool:
+    """Whether a non-owner uid can traverse to and execute ``path`` (root's home often forbids)."""
+    real = Path(os.path.realpath(path))
+    for parent in list(real.parents)[::-1]:
+        if not os.stat(parent).st_mode & 0o001:
+            return False
+    return bool(os.stat(real).st_mode & 0o001)
+
+
+class _Slot:
+    """An exclusive sandbox uid for this grader, held by an flock for the grader's lifetime."""
+
+    def __init__(self):
+        lock_dir = Path(tempfile.gettempdir()) / "dlgrade-slots"
+        lock_dir.mkdir(mode=0o700, exist_ok=True)
+        for i in range(SLOT_COUNT):
+            fh = open(lock_dir / f"{i}.lock", "w")
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                fh.close()
+                continue
+            self._fh, self.uid = fh, SANDBOX_UID_BASE + i
+            return
+        raise InfrastructureError("all sandbox slots are busy")
+
+    def release(self):
+        self._fh.close()
+
+
+def become_subreaper():
+    """Orphans of student code re-parent to us, so we can reap them instead of leaking zombies."""
+    try:
+        ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+    except OSError:
+        pass
+
+
+class Sandbox:
+    """One student worker process; restartable after a crash or timeout."""
+
+    def __init__(self, config: SandboxConfig):
+        self.config = config
+        self.proc: subprocess.Popen | None = None
+        self.notes: list[str] = []
+        self.output_head = bytearray()
+        self.output_tail = bytearray()
+        self.output_bytes = 0
+        self._output_lock = threading.Lock()
+        self._slot = None
+        self.uid = None
+        self.mode = "same-uid"
+        if config.isolate_user and os.geteuid() == 0:
+            if _other_can_execute(config.python):
+                self._slot = _Slot()
+                self.uid = self._slot.uid
+                self.mode = "separate-uid"
+            else:
+                self.notes.append(
+                    f"WARNING: the interpreter {config.python} is not executable by an "
+                    "unprivileged uid (it lives under a private home directory); student code "
+                    "runs as root, confined only by namespaces and rlimits. Install into a venv "
+                    "made from a system Python (see README) to restore uid isolation.")
+        become_subreaper()
+        self.workdir = Path(tempfile.mkdtemp(prefix="dlgrade-"))
+        self.workdir.chmod(0o755)
+        shutil.copy(HERE / "worker.py", self.workdir / "worker.py")
+        (self.workdir / "worker.py").chmod(0o644)
+        self.home = self.workdir / "home"
+
+    # ---- lifecycle -------------------------------------------------------------------
+    def start(self, timeout: float = 30.0) -> dict:
+        self.kill()
+        if self.home.exists():
+            shutil.rmtree(self.home, ignore_errors=True)
+        self.home.mkdir(mode=0o700)
+        req_r, self._req_w = os.pipe()
+        self._resp_r, resp_w = os.pipe()
+        out_r, out_w = os.pipe()
+        cfg = {
+            "python": self.config.python, "worker": str(self.workdir / "worker.py"),
+            "home": str(self.home), "hide": self.config.hide,
+            "fd_in": req_r, "fd_out": resp_w, "namespaces": self.config.namespaces,
+            "uid": self.uid, "gid": self.uid,
+            **vars(self.config.limits),
+        }
+        self.proc = subprocess.Popen(
+            [sys.executable, "-I", str(HERE / "_launch.py"), json.dumps(cfg)],
+            stdin=subprocess.DEVNULL, stdout=out_w, stderr=out_w,
+            pass_fds=(req_r, resp_w), start_new_session=True, close_fds=True,
+        )
+        for fd in (req_r, resp_w, out_w):
+            os.close(fd)
+        self._reader = threading.Thread(target=self._drain, args=(out_r,), daemon=True)
+        self._reader.start()
+        try:
+            hello = self._read_reply(time.monotonic() + timeout)
+        except WorkerError as exc:
+            output = self.output_text()
+            self.kill()
+            raise InfrastructureError(
+                f"the student worker failed to start ({exc}); output: {output[-2000:]}") from None
+        self.launch_notes = list(hello["value"].get("notes", []))
+        return hello
+
+    def _drain(self, fd: int):
+        """Keep the first and last 64 KiB of whatever the student prints; discard the rest."""
+        with os.fdopen(fd, "rb", buffering=0) as pipe:
+            while True:
+                chunk = pipe.read(1 << 16)
+                if not chunk:
+                    return
+                with self._output_lock:
+                    self.output_bytes += len(chunk)
+                    room = OUTPUT_CAP - len(self.output_head)
+                    if room > 0:
+                        self.output_head += chunk[:room]
+                        chunk = chunk[room:]
+                    if chunk:
+                        self.output_tail = (self.output_tail + chunk)[-OUTPUT_CAP:]
+
+    def output_text(self) -> str:
+        with self._output_lock:
+            head = bytes(self.output_head).decode("utf-8", "replace")
+            tail = bytes(self.output_tail).decode("utf-8", "replace")
+            dropped = self.output_bytes - len(self.output_head) - len(self.output_tail)
+        if dropped > 0:
+            return f"{head}\n... [{dropped} bytes of output omitted] ...\n{tail}"
+        return head + tail
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def kill(self):
+        if self.proc is None:
+            return
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.proc.wait()
+        self._sweep()
+        for fd in (self._req_w, self._resp_r):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self.proc = None
+        self._reader.join(timeout=2)
+
+    def _sweep(self):
+        """Kill whatever student code left behind (setsid daemons escape killpg), then reap."""
+        if self.uid is not None:
+            subprocess.run(
+                [self.config.python, "-I", "-c",
+                 "import os, signal\ntry: os.kill(-1, signal.SIGKILL)\nexcept OSError: pass"],
+                user=self.uid, group=self.uid, extra_groups=[], check=False,
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        while True:
+            try:
+                pid, _ = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if pid == 0:
+                break
+
+    def close(self):
+        self.kill()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+        if self._slot is not None:
+            self._slot.release()
+            self._slot = None
+
+    # ---- requests --------------------------------------------------------------------
+    def request(self, op: str, params: dict, timeout: float):
+        if not self.alive:
+            raise WorkerError("crash", "the worker is not running")
+        deadline = time.monotonic() + timeout
+        data = wire.encode_request(op, params)
+        try:
+            self._write_all(data, deadline)
+        except (BrokenPipeError, OSError):
+            raise self._death("while receiving its inputs") from None
+        return self._read_reply(deadline)
+
+    def _write_all(self, data: bytes, deadline: float):
+        view = memoryview(data)
+        os.set_blocking(self._req_w, False)
+        with selectors.DefaultSelector() as sel:
+            sel.register(self._req_w, selectors.EVENT_WRITE)
+            while view:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or not sel.select(remaining):
+                    self.kill()
+                    raise WorkerError("timeout", "timed out")
+                try:
+                    view = view[os.write(self._req_w, view):]
+                except BlockingIOError:
+                    continue
+
+    def _read_reply(self, deadline: float):
+        sel = selectors.DefaultSelector()
+        sel.register(self._resp_r, selectors.EVENT_READ)
+
+        def read_exact(n: int) -> bytes:
+            buf = bytearray()
+            while len(buf) < n:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or not sel.select(remaining):
+                    self.kill()
+                    raise WorkerError("timeout", "timed out")
+                chunk = os.read(self._resp_r, min(n - len(buf), 1 << 22))
+                if not chunk:
+                    raise self._death("")
+                buf += chunk
+            return bytes(buf)
+
+        try:
+            return wire.read_message(read_exact)
+        except wire.ProtocolError as exc:
+            self.kill()
+            raise WorkerError("protocol", f"the worker sent an invalid reply ({exc})") from None
+        finally:
+            sel.close()
+
+    def _death(self, when: str) -> WorkerError:
+        try:
+            code = self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            code = None
+        self.kill()
+        return WorkerError("crash", describe_exit(code) + (f" {when}" if when else ""))
+
+
+def describe_exit(code) -> str:
+    if code is None:
+        return "the worker stopped answering"
+    if code < 0 or code > 128:
+        sig = -code if code < 0 else code - 128
+        try:
+            name = signal.Signals(sig).name
+        except ValueError:
+            name = f"signal {sig}"
+        hint = {"SIGSEGV": " (segmentation fault)", "SIGKILL": " (killed: out of memory or CPU time?)",
+                "SIGXCPU": " (CPU time limit)", "SIGABRT": " (aborted)"}.get(name, "")
+        return f"the worker process was killed by {name}{hint}"
+    return f"the worker process exited with code {code}"

@@ -1,0 +1,454 @@
+"""The student worker: runs a notebook's code and answers the grader's calls.
+
+This file runs as a standalone script in an unprivileged process (``python -I worker.py``),
+so it imports nothing from the ``autograder`` package. The grader imports it only for the
+wire format; everything the worker sends is re-validated by ``autograder.wire``.
+
+Wire format, both directions: ``<u32 header length><JSON header><raw buffers>``. The header is
+``{"msg": tree, "buffers": [{"dtype": str, "shape": [...]}, ...]}``; arrays inside ``tree`` are
+``{"$nd": index}``. No pickle, ever.
+"""
+from __future__ import annotations
+
+import ast
+import builtins
+import io
+import json
+import linecache
+import math
+import os
+import random
+import struct
+import sys
+import traceback
+import types
+
+HEADER_FMT = "<I"
+MAX_HEADER = 1 << 20
+ALLOWED_DTYPES = {
+    "<f2", "<f4", "<f8", "|i1", "<i2", "<i4", "<i8", "|u1", "<u2", "<u4", "<u8", "|b1",
+}
+MAX_DEPTH = 32
+
+# -------------------------------------------------------------------------------------
+# Encoding (used on both sides; the grader's decoder in wire.py is the trust boundary)
+# -------------------------------------------------------------------------------------
+
+
+class Unencodable(Exception):
+    """Raised for values that cannot travel as plain data (the worker then sends a handle)."""
+
+
+def encode_tree(value, buffers: list, make_handle=None, depth: int = 0):
+    import numpy as np
+
+    if depth > MAX_DEPTH:
+        raise Unencodable("nesting too deep")
+    # Exact type checks: subclasses with lying dunder methods must not pass as plain data.
+    t = type(value)
+    if value is None or t is bool or t is str:
+        return value
+    if t is int:
+        if abs(value) < 2**53:
+            return value
+        return {"$bigint": str(value)}
+    if t is float:
+        if math.isfinite(value):
+            return value
+        return {"$float": repr(value)}
+    if t is np.ndarray or isinstance(value, np.generic):
+        arr = np.asarray(value)
+        if type(arr) is not np.ndarray:
+            raise Unencodable("ndarray subclass")
+        dtype = arr.dtype.newbyteorder("<") if arr.dtype.byteorder == ">" else arr.dtype
+        if dtype.str not in ALLOWED_DTYPES:
+            raise Unencodable(f"array dtype {arr.dtype}")
+        buffers.append(np.ascontiguousarray(arr, dtype=dtype))
+        return {"$nd": len(buffers) - 1}
+    if t is tuple or t is list:
+        items = [encode_tree(v, buffers, make_handle, depth + 1) for v in value]
+        return {"$tuple": items} if t is tuple else items
+    if t is dict:
+        pairs = []
+        for k, v in value.items():
+            if type(k) not in (str, int):
+                raise Unencodable("dict key type")
+            pairs.append([k, encode_tree(v, buffers, make_handle, depth + 1)])
+        return {"$dict": pairs}
+    torch = sys.modules.get("torch")
+    if torch is not None and type(value) in (torch.Tensor, torch.nn.Parameter):
+        arr = value.detach().cpu().numpy()
+        buffers.append(np.ascontiguousarray(arr))
+        return {"$tensor": len(buffers) - 1, "requires_grad": bool(value.requires_grad),
+                "device": str(value.device)}
+    if make_handle is not None:
+        return make_handle(value)
+    raise Unencodable(f"type {t.__name__}")
+
+
+def frame(msg, buffers) -> bytes:
+    header = json.dumps({
+        "msg": msg,
+        "buffers": [{"dtype": b.dtype.str, "shape": list(b.shape)} for b in buffers],
+    }, allow_nan=False).encode()
+    parts = [struct.pack(HEADER_FMT, len(header)), header]
+    parts.extend(b.tobytes() for b in buffers)
+    return b"".join(parts)
+
+
+def read_exact(fd: int, n: int) -> bytes:
+    chunks, got = [], 0
+    while got < n:
+        chunk = os.read(fd, min(n - got, 1 << 20))
+        if not chunk:
+            raise EOFError("channel closed")
+        chunks.append(chunk)
+        got += len(chunk)
+    return b"".join(chunks)
+
+
+def decode_tree(node, arrays, resolve_handle=None):
+    """Trusting decoder, used only by the worker for the grader's requests."""
+    if isinstance(node, list):
+        return [decode_tree(v, arrays, resolve_handle) for v in node]
+    if isinstance(node, dict):
+        if "$nd" in node:
+            return arrays[node["$nd"]]
+        if "$tensor" in node:
+            import torch
+
+            t = torch.from_numpy(arrays[node["$tensor"]])
+            return t.to(node.get("device", "cpu")).requires_grad_(node.get("requires_grad", False))
+        if "$tuple" in node:
+            return tuple(decode_tree(v, arrays, resolve_handle) for v in node["$tuple"])
+        if "$dict" in node:
+            return {k: decode_tree(v, arrays, resolve_handle) for k, v in node["$dict"]}
+        if "$float" in node:
+            return float(node["$float"])
+        if "$bigint" in node:
+            return int(node["$bigint"])
+        if "$handle" in node:
+            return resolve_handle(node["$handle"])
+        raise ValueError(f"unknown node {sorted(node)}")
+    return node
+
+
+# -------------------------------------------------------------------------------------
+# Loading a notebook's code
+# -------------------------------------------------------------------------------------
+
+_FORBIDDEN_NODES = (ast.Call, ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp,
+                    ast.Await, ast.Yield, ast.YieldFrom, ast.NamedExpr)
+
+
+def _is_constant_expr(node) -> bool:
+    """A value computed without calling anything: literals, names, arithmetic, lambdas."""
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        if isinstance(n, ast.Lambda):
+            continue  # a lambda's body runs only when called
+        if isinstance(n, _FORBIDDEN_NODES):
+            return False
+        stack.extend(ast.iter_child_nodes(n))
+    return True
+
+
+def _is_main_guard(node) -> bool:
+    test = node.test
+    return (isinstance(test, ast.Compare) and isinstance(test.left, ast.Name)
+            and test.left.id == "__name__")
+
+
+def _keep_definition(stmt) -> bool:
+    if isinstance(stmt, (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef,
+                         ast.ClassDef)):
+        return True
+    if isinstance(stmt, ast.Assign):
+        return _is_constant_expr(stmt.value)
+    if isinstance(stmt, ast.AnnAssign):
+        return stmt.value is None or _is_constant_expr(stmt.value)
+    if isinstance(stmt, ast.Try):
+        body = stmt.body + stmt.orelse + stmt.finalbody + [s for h in stmt.handlers for s in h.body]
+        return all(_keep_definition(s) or isinstance(s, ast.Pass) for s in body)
+    if isinstance(stmt, ast.If):
+        if _is_main_guard(stmt) or not _is_constant_expr(stmt.test):
+            return False
+        return all(_keep_definition(s) or isinstance(s, ast.Pass) for s in stmt.body + stmt.orelse)
+    return False
+
+
+def _assigned_names(stmt) -> list[str]:
+    names = []
+    for node in ast.walk(stmt):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            names.append(node.id)
+    return names
+
+
+class _IPythonStub:
+    """Stands in for IPython so neutralised magics (already rewritten to calls) do nothing."""
+
+    def run_line_magic(self, *args, **kwargs):
+        return None
+
+    def run_cell_magic(self, *args, **kwargs):
+        return None
+
+    def system(self, *args, **kwargs):
+        return None
+
+    def getoutput(self, *args, **kwargs):
+        return ""
+
+
+class _ForbiddenImports:
+    """A meta-path finder refusing modules the assignment does not allow."""
+
+    def __init__(self, names, assignment):
+        self.names = set(names)
+        self.assignment = assignment
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname.split(".")[0] in self.names:
+            raise ImportError(
+                f"importing {fullname!r} is not allowed in {self.assignment}: "
+                f"this assignment is numpy only (refused: {', '.join(sorted(self.names))})"
+            )
+        return None
+
+
+def _stub_modules():
+    """Grader and otter imports inside a notebook are for the student's own machine."""
+    ag = types.ModuleType("autograder")
+    ag.check = lambda *args, **kwargs: None
+    ag.__dlgrade_stub__ = True
+    sys.modules["autograder"] = ag
+
+    otter = types.ModuleType("otter")
+
+    class Notebook:
+        def __init__(self, *args, **kwargs):
+            pass
+
+        def __getattr__(self, name):
+            return lambda *args, **kwargs: None
+
+    otter.Notebook = Notebook
+    sys.modules["otter"] = otter
+
+
+class Worker:
+    def __init__(self, fd_in: int, fd_out: int):
+        self.fd_in = fd_in
+        self.fd_out = fd_out
+        self.namespace: dict = {"__name__": "__main__", "__builtins__": builtins}
+        self.handles: dict[int, object] = {}
+        self.next_handle = 1
+
+    # ---- handles -------------------------------------------------------------------
+    def make_handle(self, obj):
+        hid = self.next_handle
+        self.next_handle += 1
+        self.handles[hid] = obj
+        return {"$handle": hid, "type": type(obj).__name__, "callable": callable(obj)}
+
+    def resolve_handle(self, hid):
+        try:
+            return self.handles[hid]
+        except KeyError:
+            raise LookupError(f"stale object handle {hid}") from None
+
+    def encode(self, value, buffers):
+        return encode_tree(value, buffers, self.make_handle)
+
+    # ---- operations ----------------------------------------------------------------
+    def op_load(self, cells, mode, forbidden, assignment):
+        import numpy  # noqa: F401  (warm the import so student time is theirs)
+
+        builtins.get_ipython = lambda: _IPythonStub()
+        _stub_modules()
+        if forbidden:
+            for name in list(sys.modules):
+                if name.split(".")[0] in forbidden:
+                    del sys.modules[name]
+            sys.meta_path.insert(0, _ForbiddenImports(forbidden, assignment))
+        problems, skipped, defined = [], [], []
+        for index, source in cells:
+            filename = f"cell[{index}]"
+            linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+            try:
+                tree = compile(source, filename, "exec", ast.PyCF_ONLY_AST)
+            except (SyntaxError, ValueError, RecursionError, MemoryError, UnicodeError) as exc:
+                problems.append({"cell": index, "kind": type(exc).__name__,
+                                 "message": _one_line(exc), "line": getattr(exc, "lineno", None)})
+                continue
+            for stmt in tree.body:
+                if mode == "definitions" and not _keep_definition(stmt):
+                    if isinstance(stmt, (ast.Assign, ast.AnnAssign, ast.AugAssign, ast.For,
+                                         ast.With)):
+                        skipped.append({"cell": index, "line": stmt.lineno,
+                                        "names": _assigned_names(stmt)})
+                    continue
+                try:
+                    code = compile(ast.Module(body=[stmt], type_ignores=[]), filename, "exec")
+                    exec(code, self.namespace)
+                except BaseException as exc:  # noqa: BLE001 - student code may raise anything
+                    if isinstance(exc, (KeyboardInterrupt,)):
+                        raise
+                    problems.append({"cell": index, "kind": type(exc).__name__,
+                                     "message": _one_line(exc), "line": stmt.lineno,
+                                     "traceback": _student_traceback(exc)})
+        for name, value in self.namespace.items():
+            if not name.startswith("__") and (callable(value) or isinstance(value, type)):
+                defined.append(name)
+        return {"problems": problems, "skipped": skipped, "defined": sorted(defined)}
+
+    def _target(self, target):
+        if "handle" in target:
+            obj = self.resolve_handle(target["handle"])
+        else:
+            name = target["name"]
+            if name not in self.namespace:
+                raise NameError(f"name {name!r} is not defined")
+            obj = self.namespace[name]
+        for attr in target.get("path", []):
+            obj = getattr(obj, attr)
+        return obj
+
+    def op_call(self, target, args, kwargs, return_args=False):
+        fn = self._target(target)
+        result = fn(*args, **kwargs)
+        if return_args:
+            return {"$tuple": [result, list(args), kwargs]}
+        return result
+
+    def op_get(self, target):
+        return self._target(target)
+
+    def op_set(self, target, attr, value):
+        setattr(self._target(target), attr, value)
+
+    def op_setitem(self, target, key, value):
+        self._target(target)[key] = value
+
+    def op_seed(self, seed):
+        random.seed(seed)
+        try:
+            import numpy as np
+
+            np.random.seed(seed % 2**32)
+        except ImportError:
+            pass
+        torch = sys.modules.get("torch")
+        if torch is not None:
+            torch.manual_seed(seed)
+
+    def op_release(self, handles):
+        for hid in handles:
+            self.handles.pop(hid, None)
+
+    def op_probe(self, paths):
+        """Self-test before any student code: which of these paths can we read?"""
+        readable = []
+        for path in paths:
+            try:
+                if os.path.isdir(path):
+                    os.listdir(path)
+                else:
+                    with open(path, "rb") as fh:
+                        fh.read(1)
+                readable.append(path)
+            except OSError:
+                pass
+        import socket
+
+        network = False
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+                s.settimeout(0.2)
+                s.connect(("1.1.1.1", 53))
+                network = True
+        except OSError:
+            pass
+        return {"uid": os.getuid(), "readable": readable, "network": network}
+
+    # ---- loop ------------------------------------------------------------------------
+    def serve(self):
+        import numpy as np
+
+        while True:
+            try:
+                (hlen,) = struct.unpack(HEADER_FMT, read_exact(self.fd_in, 4))
+                header = json.loads(read_exact(self.fd_in, hlen))
+            except EOFError:
+                return
+            arrays = []
+            for spec in header["buffers"]:
+                dtype = np.dtype(spec["dtype"])
+                n = int(np.prod(spec["shape"], dtype=np.int64)) * dtype.itemsize
+                arr = np.frombuffer(bytearray(read_exact(self.fd_in, n)), dtype=dtype)
+                arrays.append(arr.reshape(spec["shape"]))
+            msg = header["msg"]
+            buffers: list = []
+            try:
+                params = decode_tree(msg["params"], arrays, self.resolve_handle)
+                value = getattr(self, "op_" + msg["op"])(**params)
+                try:
+                    reply = {"ok": True, "value": self.encode(value, buffers)}
+                except Unencodable as exc:
+                    buffers = []
+                    reply = {"ok": False, "error": {"type": "UnsupportedReturnType",
+                                                    "message": str(exc), "traceback": ""}}
+            except BaseException as exc:  # noqa: BLE001
+                buffers = []
+                reply = {"ok": False, "error": {"type": type(exc).__name__,
+                                                "message": _one_line(exc),
+                                                "traceback": _student_traceback(exc)}}
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.write(self.fd_out, b"")  # raises if the grader went away
+            data = frame(reply, buffers)
+            view = memoryview(data)
+            while view:
+                written = os.write(self.fd_out, view)
+                view = view[written:]
+
+
+def _one_line(exc) -> str:
+    try:
+        text = str(exc)
+    except BaseException:  # noqa: BLE001 - a student exception's __str__ may itself raise
+        text = "<unprintable>"
+    return text[:2000]
+
+
+def _student_traceback(exc) -> str:
+    """Only the frames from the student's cells: the worker's own frames are noise."""
+    try:
+        frames = [f for f in traceback.extract_tb(exc.__traceback__)
+                  if f.filename.startswith("cell[")]
+        lines = traceback.format_list(frames[-8:])
+        lines += traceback.format_exception_only(type(exc), exc)
+        return "".join(lines)[-6000:]
+    except BaseException:  # noqa: BLE001
+        return ""
+
+
+def main():
+    config = json.loads(sys.argv[1])
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[var] = "1"
+    # Student prints go to fd 1/2, which the grader drains and caps; keep Python's buffers small.
+    sys.stdout = io.TextIOWrapper(os.fdopen(1, "wb", 0), write_through=True, errors="replace")
+    sys.stderr = io.TextIOWrapper(os.fdopen(2, "wb", 0), write_through=True, errors="replace")
+    sys.stdin = io.StringIO("")
+    sys.setrecursionlimit(min(sys.getrecursionlimit(), 3000))
+    worker = Worker(config["fd_in"], config["fd_out"])
+    hello = encode_tree({"ready": True, "pid": os.getpid(), "notes": config.get("notes", [])}, [])
+    os.write(config["fd_out"], frame({"ok": True, "value": hello}, []))
+    worker.serve()
+
+
+if __name__ == "__main__":
+    main()
