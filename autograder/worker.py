@@ -63,7 +63,7 @@ def encode_tree(value, buffers: list, make_handle=None, depth: int = 0):
         dtype = arr.dtype.newbyteorder("<") if arr.dtype.byteorder == ">" else arr.dtype
         if dtype.str not in ALLOWED_DTYPES:
             raise Unencodable(f"array dtype {arr.dtype}")
-        buffers.append(np.ascontiguousarray(arr, dtype=dtype))
+        buffers.append(np.asarray(arr, dtype=dtype, order="C"))
         return {"$nd": len(buffers) - 1}
     if t is tuple or t is list:
         items = [encode_tree(v, buffers, make_handle, depth + 1) for v in value]
@@ -78,7 +78,7 @@ def encode_tree(value, buffers: list, make_handle=None, depth: int = 0):
     torch = sys.modules.get("torch")
     if torch is not None and type(value) in (torch.Tensor, torch.nn.Parameter):
         arr = value.detach().cpu().numpy()
-        buffers.append(np.ascontiguousarray(arr))
+        buffers.append(np.asarray(arr, order="C"))
         return {"$tensor": len(buffers) - 1, "requires_grad": bool(value.requires_grad),
                 "device": str(value.device)}
     if make_handle is not None:

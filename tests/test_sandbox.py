@@ -1,0 +1,132 @@
+"""The worker sandbox: confinement, limits, crashes and restarts."""
+import os
+import time
+
+import numpy as np
+import pytest
+
+from autograder.sandbox import Limits, Sandbox, SandboxConfig, WorkerError
+from conftest import ROOT, requires_root
+
+
+def load(sb, code, forbidden=()):
+    return sb.request("load", {"cells": [(1, code)], "mode": "all", "forbidden": list(forbidden),
+                               "assignment": "test"}, 20)["value"]
+
+
+def call(sb, name, *args, timeout=5.0):
+    return sb.request("call", {"target": {"name": name}, "args": list(args), "kwargs": {}},
+                      timeout)
+
+
+@pytest.fixture
+def sandbox():
+    sb = Sandbox(SandboxConfig(hide=[str(ROOT / "solutions")],
+                               limits=Limits(memory_mb=1024, file_mb=4)))
+    sb.start()
+    yield sb
+    sb.close()
+
+
+def test_round_trip_keeps_types(sandbox):
+    load(sandbox, "def f(*a):\n    return a\n")
+    x = np.arange(6, dtype=np.float32).reshape(2, 3)
+    reply = call(sandbox, "f", x, 3, 2.5, None, "s", [1, (2, 3)], {"k": np.int64(4)})
+    value = reply["value"]
+    assert type(value) is tuple and value[0].dtype == np.float32
+    np.testing.assert_array_equal(value[0], x)
+    assert value[1:5] == (3, 2.5, None, "s")
+    assert value[5] == [1, (2, 3)]
+    assert value[6]["k"].dtype == np.int64 and int(value[6]["k"]) == 4
+
+
+def test_objects_stay_in_the_worker(sandbox):
+    load(sandbox, "class Net:\n    def __init__(self):\n        self.p = {'W': [1.0]}\n")
+    ref = call(sandbox, "Net")["value"]
+    assert ref.type_name == "Net"
+    got = sandbox.request("get", {"target": {"handle": ref.handle, "path": ["p"]}}, 5)
+    assert got["value"] == {"W": [1.0]}
+
+
+def test_object_dtype_is_never_sent(sandbox):
+    load(sandbox, "import numpy as np\ndef f():\n    return np.array([object()])\n")
+    reply = call(sandbox, "f")
+    assert not reply["ok"] and reply["error"]["type"] == "UnsupportedReturnType"
+
+
+@requires_root
+def test_worker_is_confined(sandbox):
+    probe = sandbox.request("probe", {"paths": [str(ROOT / "solutions"), "/etc/shadow"]}, 5)
+    assert probe["value"]["uid"] != 0
+    assert probe["value"]["readable"] == []
+    assert probe["value"]["network"] is False
+
+
+def test_exceptions_come_back_with_student_traceback(sandbox):
+    load(sandbox, "def f(x):\n    return 1 / x\n")
+    reply = call(sandbox, "f", 0)
+    assert reply["error"]["type"] == "ZeroDivisionError"
+    assert "cell[1]" in reply["error"]["traceback"] and "return 1 / x" in reply["error"]["traceback"]
+
+
+@pytest.mark.parametrize("body, kind, text", [
+    ("import os\n    os._exit(0)", "crash", "exited with code 0"),
+    ("import ctypes\n    ctypes.string_at(0)", "crash", "SIGSEGV"),
+    ("while True:\n        pass", "timeout", "timed out"),
+    ("import signal\n    signal.signal(signal.SIGALRM, signal.SIG_IGN)\n    while True: pass",
+     "timeout", "timed out"),
+])
+def test_crashes_and_hangs_are_contained(sandbox, body, kind, text):
+    load(sandbox, f"def f():\n    {body}\n")
+    start = time.monotonic()
+    with pytest.raises(WorkerError) as info:
+        call(sandbox, "f", timeout=1.0)
+    assert info.value.kind == kind and text in str(info.value)
+    assert time.monotonic() - start < 8
+    assert not sandbox.alive
+    sandbox.start()  # a fresh worker serves the next test
+    load(sandbox, "def g():\n    return 7\n")
+    assert call(sandbox, "g")["value"] == 7
+
+
+def test_memory_bomb_is_a_memory_error(sandbox):
+    load(sandbox, "def f():\n    return bytearray(4 << 30)\n")
+    reply = call(sandbox, "f")
+    assert reply["error"]["type"] == "MemoryError"
+
+
+def test_file_size_is_capped(sandbox):
+    load(sandbox, "def f():\n    with open('big', 'wb') as fh:\n        fh.write(b'x' * (8 << 20))\n")
+    reply = call(sandbox, "f")
+    assert not reply["ok"] and reply["error"]["type"] == "OSError"
+
+
+def test_fork_bomb_is_contained(sandbox):
+    load(sandbox, "import os\ndef f():\n    n = 0\n    try:\n        while True:\n"
+                  "            if os.fork() == 0:\n                import time; time.sleep(30)\n"
+                  "            n += 1\n    except OSError:\n        return n\n")
+    reply = call(sandbox, "f", timeout=10)
+    if os.geteuid() == 0:
+        assert reply["ok"] and reply["value"] < 200  # RLIMIT_NPROC for the sandbox uid
+    sandbox.kill()
+    sandbox.start()
+    load(sandbox, "def g():\n    return 1\n")
+    assert call(sandbox, "g")["value"] == 1
+
+
+def test_output_is_capped_and_kept(sandbox):
+    load(sandbox, "import sys\ndef f():\n    print('start')\n    sys.stdout.write('x' * (20 << 20))\n"
+                  "    print('end')\n    return 1\n")
+    assert call(sandbox, "f", timeout=20)["value"] == 1
+    time.sleep(0.2)
+    text = sandbox.output_text()
+    assert text.startswith("start") and text.rstrip().endswith("end")
+    assert "bytes of output omitted" in text and len(text) < 200_000
+
+
+def test_forbidden_import_is_refused(sandbox):
+    report = load(sandbox, "import numpy as np\nimport torch\n", forbidden=["torch"])
+    assert report["problems"][0]["kind"] == "ImportError"
+    assert "numpy only" in report["problems"][0]["message"]
+    load(sandbox, "def f():\n    import importlib\n    return importlib.import_module('torch')\n")
+    assert call(sandbox, "f")["error"]["type"] == "ImportError"
