@@ -30,6 +30,8 @@ class Assignment:
     mode: str = "definitions"
     forbidden_imports: list[str] = field(default_factory=list)
     time_limit: float = 10.0
+    # Caps every test's limit, markers included: for quick smoke runs of hanging notebooks.
+    time_limit_cap: float | None = None
     total_time_limit: float = 600.0
     load_time_limit: float = 30.0
     limits: Limits = field(default_factory=Limits)
@@ -49,8 +51,9 @@ class Assignment:
 
     @property
     def secret_paths(self) -> list[Path]:
-        """Everything the worker must not read: hidden tests, mutants, the master solution."""
-        paths = [self.tests_dir, self.mutants_file]
+        """Everything the worker must not read: the whole assignment folder (hidden tests,
+        mutants) and the folder of the master solution."""
+        paths = [self.directory]
         if self.master is not None:
             paths.append(self.master.parent)
         return [p for p in paths if p.exists()]

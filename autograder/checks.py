@@ -10,6 +10,10 @@ from typing import Callable
 import numpy as np
 
 
+# Exact numpy scalar types (in-process public checks see these; the worker sends 0-d arrays).
+NUMPY_SCALARS = frozenset(np.dtype(c).type for c in "efdbhilqBHILQ")
+
+
 class CheckFailure(AssertionError):
     """A student result that does not meet a check; the message is shown to the student."""
 
@@ -105,7 +109,7 @@ def expect_array(value, what: str, *, shape=None, dtype=np.float64, finite=True,
 
 def expect_scalar(value, what: str, *, inputs=None) -> float:
     where = describe_inputs(inputs)
-    if type(value) in (float, int) and type(value) is not bool:
+    if type(value) in (float, int) or type(value) in NUMPY_SCALARS:
         result = float(value)
     elif type(value) is np.ndarray and value.shape == () and value.dtype.kind in "fiu":
         result = float(value)

@@ -25,11 +25,11 @@ class GradeRun:
     timings: dict[str, float]
 
 
-def run_tests(assignment: Assignment, plugin: GradingPlugin, extra_args=()) -> list[Outcome]:
-    args = [str(assignment.tests_dir), "-q", "-p", "no:cacheprovider", "-p", "no:randomly",
-            "--import-mode=importlib", "-c", os.devnull, "--rootdir", str(assignment.directory),
-            "--no-header", "-o", "console_output_style=classic", "--tb=no", "-rN",
-            *extra_args]
+def run_tests(assignment: Assignment, plugin: GradingPlugin, quiet: bool = True
+              ) -> list[Outcome]:
+    args = [str(assignment.tests_dir), "-p", "no:cacheprovider", "-p", "no:randomly",
+            "--import-mode=importlib", "-c", os.devnull, "--rootdir", str(assignment.directory)]
+    args += ["-p", "no:terminal"] if quiet else ["-q", "--no-header", "--tb=no", "-rN"]
     code = pytest.main(args, plugins=[plugin])
     if code not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED) and not plugin.outcomes:
         raise InfrastructureError(f"the hidden tests of {assignment.name} could not run "
@@ -78,9 +78,10 @@ def grade_notebook(path: Path, assignment: Assignment, *, device: str = "cpu",
                 f"sandbox self-test failed: student code could read {leaks}; refusing to grade")
         plugin = GradingPlugin(session, reference, default_time_limit=assignment.time_limit,
                                total_time_limit=assignment.total_time_limit,
-                               digits_loader=load_digits_split)
+                               digits_loader=load_digits_split,
+                               time_limit_cap=assignment.time_limit_cap)
         t0 = time.monotonic()
-        outcomes = run_tests(assignment, plugin, () if quiet else ("-v",))
+        outcomes = run_tests(assignment, plugin, quiet)
         timings["tests"] = time.monotonic() - t0
     except InfrastructureError as exc:
         session.close()

@@ -42,7 +42,7 @@ def read_notebook(path: Path) -> nbformat.NotebookNode:
     if raw[:5] == b"%PDF-":
         raise NotebookError(f"{path.name} is a PDF, not a notebook: submit the .ipynb file")
     try:
-        data = json.loads(raw)
+        data = json.loads(raw.decode("utf-8-sig"))
     except UnicodeDecodeError:
         raise NotebookError(f"{path.name} is not UTF-8 text: submit the .ipynb file saved by "
                             "Jupyter") from None

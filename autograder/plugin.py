@@ -7,6 +7,7 @@ Fixtures: ``student``, ``reference``, ``rng``, ``partial``, ``digits``.
 from __future__ import annotations
 
 import random
+import re
 import time
 import zlib
 from contextlib import contextmanager
@@ -72,7 +73,8 @@ def describe_exception(exc: BaseException) -> str:
         if exc.hint:
             text += f"\n{exc.hint}"
         tb = exc.traceback.strip()
-        if tb and "cell[" in tb:
+        if tb and "cell[" in tb and exc.exc_type != "NotImplementedError":
+            tb = re.sub(r'File "cell\[(\d+)\]", line (\d+)', r"cell \1, line \2", tb)
             text += "\nYour code's traceback:\n" + tb
         return text
     if isinstance(exc, (StudentTimeout, StudentCrash, BudgetExceeded)):
@@ -88,14 +90,15 @@ def _marker_arg(item, name, default):
 class GradingPlugin:
     def __init__(self, session: StudentSession | None, reference, *, default_time_limit: float,
                  total_time_limit: float, default_visibility: str = "visible",
-                 student_override=None, digits_loader=None):
+                 student_override=None, digits_loader=None, time_limit_cap=None):
         self.session = session
-        self.reference = reference
+        self.reference_module = reference
         self.default_time_limit = default_time_limit
         self.total_time_limit = total_time_limit
         self.default_visibility = default_visibility
         self.student_override = student_override  # in-process mode: the reference itself
         self.digits_loader = digits_loader
+        self.time_limit_cap = time_limit_cap
         self.outcomes: dict[str, Outcome] = {}
         self.order: list[str] = []
         self.started = time.monotonic()
@@ -126,7 +129,7 @@ class GradingPlugin:
 
     @pytest.fixture
     def reference(self):
-        return self.reference
+        return self.reference_module
 
     @pytest.fixture
     def rng(self, request):
@@ -158,8 +161,10 @@ class GradingPlugin:
             raise BudgetExceeded(f"not run: the whole submission used up its "
                                  f"{self.total_time_limit:g} s grading budget")
         if self.session is not None:
-            self.session.begin_test(seed, float(_marker_arg(item, "time_limit",
-                                                            self.default_time_limit)))
+            limit = float(_marker_arg(item, "time_limit", self.default_time_limit))
+            if self.time_limit_cap is not None:
+                limit = min(limit, self.time_limit_cap)
+            self.session.begin_test(seed, limit)
 
     def pytest_runtest_teardown(self, item):
         if self.session is not None:
@@ -180,6 +185,9 @@ class GradingPlugin:
         tags = list(covers.args) if covers else []
         doc = (item.function.__doc__ or "").strip().splitlines()
         name = doc[0] if doc else item.name.removeprefix("test_").replace("_", " ")
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None:
+            name = f"{name} [{callspec.id}]"
         partial = getattr(item, "_dlgrade_partial", None)
         fraction, messages, grader_error = 1.0, [], False
         if partial is not None:

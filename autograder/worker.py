@@ -320,7 +320,7 @@ class Worker:
         fn = self._target(target)
         result = fn(*args, **kwargs)
         if return_args:
-            return {"$tuple": [result, list(args), kwargs]}
+            return (result, list(args), kwargs)
         return result
 
     def op_get(self, target):
