@@ -251,3 +251,34 @@ class StudentObject:
 
     def __repr__(self):
         return f"<student {self._label} object>"
+
+
+class LocalFunction:
+    """In-process stand-in for StudentFunction (benchmarks, audits of the reference)."""
+
+    def __init__(self, fn, name: str):
+        self._fn, self._name = fn, name
+
+    def __call__(self, *args, **kwargs):
+        return self._fn(*args, **kwargs)
+
+    def call_returning_args(self, *args, **kwargs):
+        result = self._fn(*args, **kwargs)
+        return result, list(args), kwargs
+
+
+class LocalNamespace:
+    """The same interface as StudentNamespace over a module in this process."""
+
+    def __init__(self, module):
+        self._module = module
+
+    def __getattr__(self, name: str):
+        if name.startswith("_"):
+            raise AttributeError(name)
+        value = getattr(self._module, name)
+        return LocalFunction(value, name) if callable(value) and not isinstance(value, type) \
+            else value
+
+    def value(self, name: str):
+        return getattr(self._module, name)

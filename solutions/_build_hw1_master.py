@@ -51,8 +51,8 @@ gradient `dout` (the gradient of the loss with respect to the layer's output, wr
 $\bar{y} = \partial \ell / \partial y$ in the notes) together with that cache, and returns
 the gradient with respect to each input. Everything is float64.
 
-Fill in the code between the `# TODO` marker and the `raise NotImplementedError` line
-(delete the `raise`). After each function, `check("name")` runs a few public checks: small
+In each function, replace the `raise NotImplementedError` line under `# TODO: your code here`
+with your code. After each function, `check("name")` runs a few public checks: small
 hand-computed cases and comparisons against numerical gradients. Passing them is a good
 sign, not a guarantee: the grader runs more thorough hidden tests. Only the function and
 class definitions of this notebook are graded; your experiments in other cells are ignored.
@@ -263,6 +263,7 @@ class FullyConnectedNet:
         self.dtype = dtype
         self.params = {}
         rng = np.random.default_rng(seed)
+        # W1, b1, ..., WL, bL: weights ~ N(0, weight_scale^2) drawn with rng, biases zero.
         # BEGIN SOLUTION
         dims = [input_dim, *hidden_dims, num_classes]
         for i in range(1, self.num_layers + 1):
@@ -275,6 +276,7 @@ class FullyConnectedNet:
         """Scores (N, num_classes) if y is None, else (loss, grads) with grads keyed like params."""
         X = X.astype(self.dtype)
         L = self.num_layers
+        # Forward pass to the scores, keeping every layer's cache for the backward pass.
         # BEGIN SOLUTION
         caches = []
         h = X
@@ -287,6 +289,7 @@ class FullyConnectedNet:
         if y is None:
             return scores
 
+        # Loss and gradients: softmax_loss, the layers in reverse order, then the L2 term.
         # BEGIN SOLUTION
         loss, dscores = softmax_loss(scores, y)
         grads = {}
@@ -524,6 +527,8 @@ def build() -> nbformat.NotebookNode:
     for name, text, source in sections:
         cells += [md(text), code(source), code(f'check("{name}")')]
     cells += [md(TRAIN_MD), code(TRAIN), md(ALL_CHECKS_MD), code(ALL_CHECKS)]
+    for number, cell in enumerate(cells):
+        cell.id = f"hw1-{number:02d}"  # stable ids: rebuilding gives an identical file
     nb = new_notebook(cells=cells)
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
                                  "language": "python"}

@@ -345,4 +345,20 @@ MUTANTS = [
         old='(1 - beta2) * dw ** 2',
         new='(1 - beta2) * dw',
     ),
+    Mutant(
+        name="adam_eps_inside_sqrt",
+        function="adam",
+        diagnosis="epsilon is added inside the square root instead of after it: "
+                  "sqrt(v_hat + eps) is far from sqrt(v_hat) + eps when gradients are tiny",
+        old="np.sqrt(v_hat) + config[\"epsilon\"]",
+        new="np.sqrt(v_hat + config[\"epsilon\"])",
+    ),
+    Mutant(
+        name="relu_forward_in_place",
+        function="relu_forward",
+        diagnosis="relu_forward changes its input array in place (x[x < 0] = 0) instead of "
+                  "building a new one",
+        old="out = np.maximum(0, x)",
+        new="x[x < 0] = 0\n    out = x",
+    ),
 ]

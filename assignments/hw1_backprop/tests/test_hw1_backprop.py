@@ -87,6 +87,31 @@ def test_affine_backward_numerical(student, reference, rng, partial):
             assert_gradient(got, numeric, f"affine_backward {name}", tol=tol, inputs=inputs)
 
 
+@pytest.mark.points(2)
+@pytest.mark.covers("relu_forward", "relu_backward", "affine_backward", "softmax_loss")
+def test_layers_do_not_mutate_inputs(student, rng, partial):
+    """layers: relu, affine_backward and softmax_loss leave their inputs unchanged"""
+    x = rng.standard_normal((4, 5))
+    dout = rng.standard_normal((4, 5))
+    y = np.arange(4) % 5
+    with partial.part("relu_forward"):
+        _, args, _ = student.relu_forward.call_returning_args(x)
+        assert_not_mutated({"x": x}, {"x": args[0]}, "relu_forward")
+    with partial.part("relu_backward"):
+        _, cache = expect_tuple(student.relu_forward(x), 2, "relu_forward")
+        _, args, _ = student.relu_backward.call_returning_args(dout, cache)
+        assert_not_mutated({"dout": dout}, {"dout": args[0]}, "relu_backward")
+    with partial.part("affine_backward"):
+        w, b = rng.standard_normal((5, 3)), rng.standard_normal(3)
+        _, cache = expect_tuple(student.affine_forward(x, w, b), 2, "affine_forward")
+        up = rng.standard_normal((4, 3))
+        _, args, _ = student.affine_backward.call_returning_args(up, cache)
+        assert_not_mutated({"dout": up}, {"dout": args[0]}, "affine_backward")
+    with partial.part("softmax_loss"):
+        _, args, _ = student.softmax_loss.call_returning_args(x, y)
+        assert_not_mutated({"x": x}, {"x": args[0]}, "softmax_loss")
+
+
 # ---- relu ---------------------------------------------------------------------------------------
 
 @pytest.mark.points(2)
@@ -307,6 +332,18 @@ def test_optimizer_steps(rule, student, reference, rng, partial):
         with partial.part(f"step {step}"):
             assert_close(w_got, w_want, f"{rule} next_w after step {step}",
                          inputs=dict(w=w, dw=dws[step - 1]))
+
+
+@pytest.mark.parametrize("rule", ["rmsprop", "adam"])
+@pytest.mark.points(2)
+def test_optimizer_small_gradients(rule, student, reference, rng):
+    """optimizer: two steps with tiny gradients, where epsilon's placement matters"""
+    w = rng.standard_normal((4, 3))
+    dws = [1e-5 * rng.standard_normal((4, 3)) for _ in range(2)]
+    got = run_steps(student, rule, w, dws, {"learning_rate": 1e-3})
+    want = run_steps(reference, rule, w, dws, {"learning_rate": 1e-3})
+    assert_close(got[-1][0], want[-1][0], f"{rule} next_w after two steps with |dw| ~ 1e-5",
+                 inputs=dict(w=w, dw=dws[-1]))
 
 
 @pytest.mark.parametrize("rule", list(OPTIMIZER_CASES))
