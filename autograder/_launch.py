@@ -18,7 +18,7 @@ CLONE_NEWUSER = 0x10000000
 CLONE_NEWPID = 0x20000000
 CLONE_NEWNET = 0x40000000
 MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_BIND, MS_REC, MS_PRIVATE = 2, 4, 8, 4096, 16384, 1 << 18
-PR_SET_PDEATHSIG, PR_SET_NO_NEW_PRIVS = 1, 38
+PR_SET_PDEATHSIG, PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS = 1, 24, 38
 
 libc = ctypes.CDLL(None, use_errno=True)
 
@@ -91,8 +91,25 @@ def set_limits(cfg):
         resource.setrlimit(which, (value, value))
 
 
-def drop_privileges(cfg):
-    if cfg.get("uid") is None or os.getuid() != 0:
+def drop_capabilities(notes):
+    """Same-uid mode as root: empty the bounding set, so the exec'd worker has no capabilities
+    (it cannot unmount the covers over hidden paths, nor read mode-000 files as their owner)."""
+    try:
+        with open("/proc/sys/kernel/cap_last_cap") as fh:
+            last = int(fh.read())
+    except OSError:
+        last = 40
+    for cap in range(last + 1):
+        if libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0:
+            notes.append(f"could not drop capability {cap}")
+            return
+
+
+def drop_privileges(cfg, notes):
+    if os.getuid() != 0:
+        return
+    if cfg.get("uid") is None:
+        drop_capabilities(notes)
         return
     os.setgroups([])
     os.setgid(cfg["gid"])
@@ -119,7 +136,7 @@ def main():
     elif cfg.get("uid") is not None and os.getuid() == 0:
         os.chown(cfg["home"], cfg["uid"], cfg["gid"])
     set_limits(cfg)
-    drop_privileges(cfg)
+    drop_privileges(cfg, notes)
     libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     os.chdir(cfg["home"])

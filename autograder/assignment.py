@@ -36,6 +36,7 @@ class Assignment:
     load_time_limit: float = 30.0
     limits: Limits = field(default_factory=Limits)
     master: Path | None = None
+    min_mutants: int = 15
 
     @property
     def tests_dir(self) -> Path:

@@ -1,4 +1,5 @@
-"""hw1_backprop end to end: solution, skeleton, mutants, broken notebooks, determinism."""
+"""hw1_backprop: notebooks that misbehave cost only what they break (the generic checks of
+every assignment are in test_assignments.py)."""
 from __future__ import annotations
 
 import re
@@ -10,13 +11,11 @@ import pytest
 
 from autograder.assignment import load_assignment
 from autograder.grade import grade_notebook
-from autograder.mutants import apply_to_notebook, load_mutants
 from autograder.public import load_public_checks, run_public_check
 from autograder.release import make_skeleton
 from conftest import make_notebook
 
 ASSIGNMENT = load_assignment("hw1_backprop")
-MUTANTS = load_mutants(ASSIGNMENT.mutants_file)
 MASTER = nbformat.read(ASSIGNMENT.master, as_version=4)
 
 
@@ -47,92 +46,12 @@ def master_cells(transform=lambda src: src):
     return [transform(c.source) for c in MASTER.cells if c.cell_type == "code"]
 
 
-def scores(run):
-    return {t.name: t.score for t in run.results.tests}
-
-
-# ---- the three anchors ---------------------------------------------------------------------
-
-def test_solution_gets_full_marks(solution_run):
-    results = solution_run.results
-    failed = [(t.name, t.output) for t in results.tests if t.status != "passed"]
-    assert not failed
-    assert results.max_score >= 50 and results.score == results.max_score
-    assert len(results.tests) >= 20
-
-
-def test_solution_is_graded_quickly(solution_run):
-    assert solution_run.results.execution_time < 60  # the 20 s target is measured in bench/
-
-
-def test_skeleton_scores_zero_and_says_why():
-    run = grade_notebook(ASSIGNMENT.skeleton, ASSIGNMENT)
-    assert run.results.score == 0
-    assert len(run.results.tests) >= 20
-    for test in run.results.tests:
-        assert test.status == "failed"
-        assert "not implemented yet" in test.output, (test.name, test.output)
-    assert "GRADER ERROR" not in run.results.output
-
-
-def test_skeleton_is_in_sync_with_master():
-    committed = nbformat.read(ASSIGNMENT.skeleton, as_version=4)
-    generated = make_skeleton(MASTER)
-    assert [(c.cell_type, c.source) for c in committed.cells] == \
-        [(c.cell_type, c.source) for c in generated.cells], \
-        "run `dlgrade release hw1_backprop` to regenerate the student notebook"
-
-
-def test_skeleton_has_no_solution_code():
-    # Markdown may state the contract's formulas; the code cells must not contain the answers.
-    skeleton_text = "\n".join(c.source for c in make_skeleton(MASTER).cells
-                              if c.cell_type == "code")
-    for cell in MASTER.cells:
-        inside = False
-        for line in cell.source.splitlines():
-            if line.strip() == "# BEGIN SOLUTION":
-                inside = True
-            elif line.strip() == "# END SOLUTION":
-                inside = False
-            elif inside and len(line.strip()) > 12:
-                assert line not in skeleton_text.splitlines(), line
-
-
-# ---- mutants ---------------------------------------------------------------------------------
-
-def test_there_are_enough_mutants():
-    assert len([m for m in MUTANTS if not m.equivalent]) >= 15
-    assert len({m.name for m in MUTANTS}) == len(MUTANTS)
-
-
-@pytest.mark.parametrize("mutant", [m for m in MUTANTS if not m.equivalent], ids=lambda m: m.name)
-def test_each_mutant_loses_points(mutant, tmp_path, solution_run):
-    path = tmp_path / f"{mutant.name}.ipynb"
-    nbformat.write(apply_to_notebook(MASTER, mutant), path)
-    run = grade_notebook(path, ASSIGNMENT)
-    assert run.results.score < solution_run.results.score, f"{mutant.name} survived"
-    assert "GRADER ERROR" not in run.results.output
-
-
-def test_scores_are_identical_across_runs(tmp_path, solution_run):
-    mutant = next(m for m in MUTANTS if not m.equivalent and m.function == "FullyConnectedNet")
-    path = tmp_path / "mutant.ipynb"
-    nbformat.write(apply_to_notebook(MASTER, mutant), path)
-    first, second = grade_notebook(path, ASSIGNMENT), grade_notebook(path, ASSIGNMENT)
-    assert scores(first) == scores(second)
-    assert [t.output for t in first.results.tests] == [t.output for t in second.results.tests]
-    assert scores(grade_notebook(ASSIGNMENT.master, ASSIGNMENT)) == scores(solution_run)
-
-
 # ---- public checks -------------------------------------------------------------------------
 
-def test_public_checks_pass_on_the_reference_and_fail_on_the_skeleton():
-    reference = vars(ASSIGNMENT.reference)
-    names = sorted(load_public_checks(ASSIGNMENT.directory))
-    assert {"affine_forward", "affine_backward", "softmax_loss", "adam"} <= set(names)
-    lines = []
-    for name in names:
-        assert run_public_check(name, reference, "hw1_backprop", printer=lines.append), lines
+def test_public_checks_cover_the_api_and_fail_on_the_skeleton():
+    names = set(load_public_checks(ASSIGNMENT.directory))
+    assert {"affine_forward", "affine_backward", "softmax_loss", "FullyConnectedNet", "adam"} <= names
+    lines: list[str] = []
     skeleton_ns: dict = {}
     for cell in make_skeleton(MASTER).cells:
         if cell.cell_type == "code" and "check(" not in cell.source and "load_digits" not in \

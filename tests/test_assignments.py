@@ -1,0 +1,134 @@
+"""Every bundled assignment, end to end: the reference earns full marks, the skeleton earns
+zero without crashing anything, every known mistake loses points, and scores are stable."""
+from __future__ import annotations
+
+import importlib.util
+
+import nbformat
+import pytest
+
+from autograder.assignment import ASSIGNMENTS_DIR, load_assignment
+from autograder.grade import grade_notebook
+from autograder.mutants import apply_to_notebook, load_mutants
+from autograder.public import load_public_checks, run_public_check
+from autograder.release import make_skeleton
+
+NAMES = sorted(p.name for p in ASSIGNMENTS_DIR.iterdir() if (p / "assignment.toml").exists())
+ASSIGNMENTS = {name: load_assignment(name) for name in NAMES}
+MUTANT_CASES = [(name, m) for name in NAMES
+                for m in load_mutants(ASSIGNMENTS[name].mutants_file) if not m.equivalent]
+_solution_runs: dict = {}
+
+
+def master_of(name):
+    return nbformat.read(ASSIGNMENTS[name].master, as_version=4)
+
+
+def solution_run(name):
+    if name not in _solution_runs:
+        _solution_runs[name] = grade_notebook(ASSIGNMENTS[name].master, ASSIGNMENTS[name])
+    return _solution_runs[name]
+
+
+def scores(run):
+    return {t.name: t.score for t in run.results.tests}
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_solution_gets_full_marks(name):
+    results = solution_run(name).results
+    failed = [(t.name, t.output) for t in results.tests if t.status != "passed"]
+    assert not failed
+    assert results.max_score >= 50 and results.score == results.max_score
+    assert len(results.tests) >= 15
+    assert "GRADER ERROR" not in results.output
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_skeleton_scores_zero_and_says_why(name):
+    assignment = ASSIGNMENTS[name]
+    run = grade_notebook(assignment.skeleton, assignment)
+    assert run.results.score == 0
+    assert len(run.results.tests) == len(solution_run(name).results.tests)
+    for test in run.results.tests:
+        assert test.status == "failed"
+        assert "not implemented yet" in test.output, (test.name, test.output)
+    assert "GRADER ERROR" not in run.results.output
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_skeleton_is_in_sync_with_master(name):
+    committed = nbformat.read(ASSIGNMENTS[name].skeleton, as_version=4)
+    generated = make_skeleton(master_of(name))
+    assert [(c.cell_type, c.source) for c in committed.cells] == \
+        [(c.cell_type, c.source) for c in generated.cells], \
+        f"run `dlgrade release {name}` to regenerate the student notebook"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_skeleton_code_has_no_solution_lines(name):
+    master = master_of(name)
+    # Markdown may state the contract's formulas; the code cells must not hold the answers.
+    skeleton_lines = {line for c in make_skeleton(master).cells if c.cell_type == "code"
+                      for line in c.source.splitlines()}
+    for cell in master.cells:
+        inside = False
+        for line in cell.source.splitlines():
+            if line.strip() == "# BEGIN SOLUTION":
+                inside = True
+            elif line.strip() == "# END SOLUTION":
+                inside = False
+            elif inside and len(line.strip()) > 12:
+                assert line not in skeleton_lines, line
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_master_notebook_matches_its_generator(name):
+    """Where a master is written by a script, the two must not drift apart."""
+    script = ASSIGNMENTS[name].master.parent / f"_build_{name.split('_')[0]}_master.py"
+    if not script.exists():
+        pytest.skip(f"{name} has no generator script; the notebook is the only source")
+    spec = importlib.util.spec_from_file_location(f"build_{name}", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert [(c.cell_type, c.source) for c in module.build().cells] == \
+        [(c.cell_type, c.source) for c in master_of(name).cells], \
+        f"run `python {script.relative_to(ASSIGNMENTS_DIR.parent)}` and `dlgrade release {name}`"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_there_are_enough_mutants(name):
+    mutants = load_mutants(ASSIGNMENTS[name].mutants_file)
+    assert len([m for m in mutants if not m.equivalent]) >= ASSIGNMENTS[name].min_mutants
+    assert len({m.name for m in mutants}) == len(mutants)
+
+
+@pytest.mark.parametrize("name, mutant", MUTANT_CASES, ids=lambda v: getattr(v, "name", v))
+def test_each_mutant_loses_points(name, mutant, tmp_path):
+    path = tmp_path / f"{mutant.name}.ipynb"
+    nbformat.write(apply_to_notebook(master_of(name), mutant), path)
+    run = grade_notebook(path, ASSIGNMENTS[name])
+    assert "GRADER ERROR" not in run.results.output
+    assert run.results.score < solution_run(name).results.score, f"{mutant.name} survived"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_scores_are_identical_across_runs(name, tmp_path):
+    mutant = next(m for n, m in MUTANT_CASES if n == name)
+    path = tmp_path / "mutant.ipynb"
+    nbformat.write(apply_to_notebook(master_of(name), mutant), path)
+    first, second = (grade_notebook(path, ASSIGNMENTS[name]) for _ in range(2))
+    assert scores(first) == scores(second)
+    assert [t.output for t in first.results.tests] == [t.output for t in second.results.tests]
+    rerun = grade_notebook(ASSIGNMENTS[name].master, ASSIGNMENTS[name])
+    assert scores(rerun) == scores(solution_run(name))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_public_checks_pass_on_the_reference(name):
+    reference = vars(ASSIGNMENTS[name].reference)
+    checks = load_public_checks(ASSIGNMENTS[name].directory)
+    assert checks, f"{name} has no public checks"
+    lines: list[str] = []
+    for check_name in sorted(checks):
+        assert run_public_check(check_name, reference, name, printer=lines.append), lines
