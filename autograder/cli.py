@@ -46,7 +46,8 @@ def cmd_grade(args) -> int:
     if not args.quiet:
         print_table(run.results, console, f"{assignment.name}: {Path(args.submission).name}")
         console.print(f"results written to {results_path}")
-    return 0
+    # Exit 3 marks a grader failure (retry it), distinct from a low score (exit 0).
+    return 3 if run.grader_error else 0
 
 
 def cmd_release(args) -> int:

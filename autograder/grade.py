@@ -23,6 +23,8 @@ class GradeRun:
     results: Results
     outcomes: list[Outcome]
     timings: dict[str, float]
+    # True when the grader, not the submission, failed: callers should retry, not record a 0.
+    grader_error: bool = False
 
 
 def run_tests(assignment: Assignment, plugin: GradingPlugin, quiet: bool = True
@@ -87,12 +89,12 @@ def grade_notebook(path: Path, assignment: Assignment, *, device: str = "cpu",
         session.close()
         message = (f"GRADER ERROR (not a problem with your submission; please tell the "
                    f"instructor): {exc}")
-        return GradeRun(error_results(message, time.monotonic() - start), [], timings)
+        return GradeRun(error_results(message, time.monotonic() - start), [], timings, True)
     except Exception:  # noqa: BLE001 - a results file must exist whatever happened
         session.close()
         message = "GRADER ERROR (please tell the instructor):\n" + traceback.format_exc()[-3000:]
-        return GradeRun(error_results(message, time.monotonic() - start), [], timings)
-    stdout = session.sandbox.output_text()
+        return GradeRun(error_results(message, time.monotonic() - start), [], timings, True)
+    stdout = session.sandbox.output_text(limit=2000)
     session.close()
     sections = []
     load_summary = session.report.summary()
@@ -106,7 +108,7 @@ def grade_notebook(path: Path, assignment: Assignment, *, device: str = "cpu",
     if sandbox_notes:
         sections.append("Sandbox: " + "; ".join(sandbox_notes))
     if stdout.strip():
-        sections.append("Output printed by your code:\n" + stdout[-4000:])
+        sections.append("Output printed by your code:\n" + stdout)
     elapsed = time.monotonic() - start
     results = to_results(outcomes, execution_time=round(elapsed, 3),
                          output="\n\n".join(sections))

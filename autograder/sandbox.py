@@ -175,14 +175,17 @@ class Sandbox:
                     if chunk:
                         self.output_tail = (self.output_tail + chunk)[-OUTPUT_CAP:]
 
-    def output_text(self) -> str:
+    def output_text(self, limit: int = OUTPUT_CAP) -> str:
+        """The first and last ``limit`` bytes of the student's output, with a gap marker."""
         with self._output_lock:
-            head = bytes(self.output_head).decode("utf-8", "replace")
-            tail = bytes(self.output_tail).decode("utf-8", "replace")
-            dropped = self.output_bytes - len(self.output_head) - len(self.output_tail)
-        if dropped > 0:
-            return f"{head}\n... [{dropped} bytes of output omitted] ...\n{tail}"
-        return head + tail
+            head, held, total = bytes(self.output_head), bytes(self.output_head + self.output_tail), \
+                self.output_bytes
+        if total == len(held) and len(held) <= 2 * limit:
+            return held.decode("utf-8", "replace")
+        first, last = head[:limit], held[-limit:]  # tail is >= limit whenever bytes were dropped
+        dropped = total - len(first) - len(last)
+        return (f"{first.decode('utf-8', 'replace')}\n... [{dropped} bytes of output omitted] ...\n"
+                f"{last.decode('utf-8', 'replace')}")
 
     @property
     def alive(self) -> bool:

@@ -85,7 +85,10 @@ class StudentSession:
     # ---- lifecycle -------------------------------------------------------------------
     def start(self, probe_paths=()):
         first = self.worker_starts == 0
-        self.sandbox.start()
+        try:
+            self.sandbox.start()
+        except InfrastructureError:
+            self.sandbox.start()  # one retry: a worker that never said "ready" is not a 0
         self.worker_starts += 1
         self.epoch += 1
         if first:

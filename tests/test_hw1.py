@@ -126,3 +126,24 @@ def test_a_broken_function_costs_only_its_tests(tmp_path, fast_assignment, sabot
     assert tests["affine_forward: output values on a (4, 3, 2) input"].status == "passed"
     optimizer = [t for t in run.results.tests if "optimizer" in t.name]
     assert optimizer and all(t.status == "passed" for t in optimizer)
+
+
+def test_warnings_and_prints_cost_nothing(tmp_path, solution_run):
+    def noisy(src):
+        return src.replace("def relu_forward(x):",
+                           "import warnings, sys\ndef relu_forward(x):\n"
+                           "    warnings.warn('deprecated!')\n    print('debug', file=sys.stderr)", 1)
+
+    run = grade_cells(tmp_path, ASSIGNMENT, master_cells(noisy))
+    assert run.results.score == solution_run.results.score
+    assert "deprecated!" in run.results.output  # shown to the student, not held against them
+
+
+def test_unreadable_submission_still_gets_results(tmp_path):
+    from autograder.cli import main
+    results = tmp_path / "out" / "results.json"
+    code = main(["grade", str(tmp_path / "missing.ipynb"), "-a", "hw1_backprop", "--results",
+                 str(results), "-q"])
+    assert code == 0
+    data = results.read_text()
+    assert '"score": 0.0' in data and "cannot read missing.ipynb" in data
