@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from .assignment import AssignmentError, load_assignment
@@ -21,8 +22,8 @@ def print_table(results: Results, console: Console, title: str) -> None:
     for t in results.tests:
         style = "green" if t.status == "passed" else "red"
         first = t.output.strip().splitlines()[0] if t.output.strip() else ""
-        table.add_row(t.number, t.name, f"[{style}]{t.score:g}/{t.max_score:g}[/]",
-                      "" if t.status == "passed" else first)
+        table.add_row(t.number, escape(t.name), f"[{style}]{t.score:g}/{t.max_score:g}[/]",
+                      "" if t.status == "passed" else escape(first))
     console.print(table)
     console.print(f"[bold]Total: {results.score:g} / {results.max_score:g}[/]  "
                   f"({results.execution_time:.1f} s)")
@@ -62,6 +63,18 @@ def cmd_release(args) -> int:
     return 0
 
 
+def cmd_audit(args) -> int:
+    from .audit import audit, render
+
+    console = Console()
+    assignment = load_assignment(args.assignment)
+    with console.status("auditing") as status:
+        report = audit(assignment, reruns=args.reruns,
+                       progress=lambda msg: status.update(f"{assignment.name}: {msg}"))
+    render(report, console)
+    return 0 if report.ok else 1
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="dlgrade", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -76,6 +89,10 @@ def main(argv=None) -> int:
     r.add_argument("assignment")
     r.add_argument("--out", help="output notebook or folder (default: the assignment folder)")
     r.set_defaults(func=cmd_release)
+    a = sub.add_parser("audit", help="prove the hidden suite: reference, skeleton, mutants, reruns")
+    a.add_argument("assignment")
+    a.add_argument("--reruns", type=int, default=3)
+    a.set_defaults(func=cmd_audit)
     args = parser.parse_args(argv)
     return args.func(args)
 
