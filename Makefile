@@ -20,8 +20,11 @@ demo: install
 	$(BIN)/dlgrade grade solutions/hw1_backprop.ipynb -a hw1_backprop --results demo-out/solution.json
 	$(BIN)/dlgrade grade assignments/hw1_backprop/hw1_backprop.ipynb -a hw1_backprop --results demo-out/skeleton.json
 
+# Grading is single-threaded per submission: two pytest workers use both cores.
+JOBS ?= 2
+
 test: install
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q -n $(JOBS) tests
 
 bench: install
 	$(BIN)/python bench/bench_grade.py
