@@ -196,6 +196,12 @@ class StudentFunction:
             "call", {"target": {"name": self._name}, "args": list(args), "kwargs": kwargs,
                      "return_args": True}, self._name)
 
+    def grad_call(self, *args, upstream=None, output_index=None, **kwargs):
+        """Call with torch tensors and backpropagate in the worker: ``(out, grads)``."""
+        return self._session.request(
+            "grad_call", {"target": {"name": self._name}, "args": list(args), "kwargs": kwargs,
+                          "upstream": upstream, "output_index": output_index}, self._name)
+
     def __repr__(self):
         return f"<student function {self._name}>"
 

@@ -78,6 +78,8 @@ def encode_tree(value, buffers: list, make_handle=None, depth: int = 0):
     torch = sys.modules.get("torch")
     if torch is not None and type(value) in (torch.Tensor, torch.nn.Parameter):
         arr = value.detach().cpu().numpy()
+        if arr.dtype.str not in ALLOWED_DTYPES:
+            raise Unencodable(f"tensor dtype {value.dtype}")
         buffers.append(np.asarray(arr, order="C"))
         return {"$tensor": len(buffers) - 1, "requires_grad": bool(value.requires_grad),
                 "device": str(value.device)}
@@ -322,6 +324,29 @@ class Worker:
         if return_args:
             return (result, list(args), kwargs)
         return result
+
+    def op_grad_call(self, target, args, kwargs, upstream=None, output_index=None):
+        """Call a torch function and backpropagate ``sum(out * upstream)`` (or a scalar out).
+
+        Returns ``(out, grads)`` with one entry per positional argument: the gradient of each
+        tensor argument that requires grad, else None. The grader compares both itself.
+        """
+        import torch
+
+        fn = self._target(target)
+        out = fn(*args, **kwargs)
+        selected = out[output_index] if output_index is not None else out
+        if type(selected) is not torch.Tensor:
+            raise TypeError(f"expected a torch.Tensor output, got {type(selected).__name__}")
+        if upstream is not None:
+            upstream = torch.as_tensor(upstream, dtype=selected.dtype, device=selected.device)
+            objective = (selected * upstream).sum()
+        else:
+            objective = selected
+        if objective.requires_grad:
+            objective.backward()
+        grads = [a.grad if type(a) is torch.Tensor and a.requires_grad else None for a in args]
+        return (out, grads)
 
     def op_get(self, target):
         return self._target(target)

@@ -146,3 +146,18 @@ def test_forbidden_import_is_refused(sandbox):
     assert "numpy only" in report["problems"][0]["message"]
     load(sandbox, "def f():\n    import importlib\n    return importlib.import_module('torch')\n")
     assert call(sandbox, "f")["error"]["type"] == "ImportError"
+
+
+def test_torch_tensors_and_autograd_cross_the_channel(sandbox):
+    torch = pytest.importorskip("torch", reason="torch is needed for the torch assignments")
+    sandbox.request("load", {"cells": [(1, "import torch\ndef f(a, b):\n    return a * b.exp()\n")],
+                             "mode": "definitions", "forbidden": [], "assignment": "t"}, 60)
+    a = torch.tensor([1.0, 2.0], dtype=torch.float64, requires_grad=True)
+    b = torch.tensor([0.0, 1.0], dtype=torch.float64, requires_grad=True)
+    upstream = np.array([1.0, -1.0])
+    reply = sandbox.request("grad_call", {"target": {"name": "f"}, "args": [a, b], "kwargs": {},
+                                          "upstream": upstream, "output_index": None}, 60)
+    out, (da, db) = reply["value"]
+    np.testing.assert_allclose(out.array, [1.0, 2 * np.e])
+    np.testing.assert_allclose(da.array, upstream * np.exp([0.0, 1.0]))
+    np.testing.assert_allclose(db.array, upstream * np.array([1.0, 2 * np.e]))
