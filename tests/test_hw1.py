@@ -147,3 +147,21 @@ def test_unreadable_submission_still_gets_results(tmp_path):
     assert code == 0
     data = results.read_text()
     assert '"score": 0.0' in data and "cannot read missing.ipynb" in data
+
+
+def test_monkeypatching_in_the_notebook_gains_nothing(tmp_path, solution_run):
+    cheat = (
+        "import numpy as np, sys, builtins\n"
+        "def affine_forward(x, w, b):\n"
+        "    np.allclose = lambda *a, **k: True\n"
+        "    np.testing.assert_allclose = lambda *a, **k: None\n"
+        "    for name in list(sys.modules):\n"
+        "        if name.startswith(('autograder', 'pytest', '_pytest')):\n"
+        "            sys.modules[name] = None\n"
+        "    return np.zeros((x.shape[0], w.shape[1])), (x, w, b)\n"
+    )
+    cells = master_cells() + [cheat]  # the later definition wins, as in Jupyter
+    run = grade_cells(tmp_path, ASSIGNMENT, cells)
+    forward = next(t for t in run.results.tests if t.name.startswith("affine_forward: output"))
+    assert forward.status == "failed" and "largest relative error" in forward.output
+    assert run.results.score < solution_run.results.score
