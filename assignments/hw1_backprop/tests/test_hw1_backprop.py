@@ -240,16 +240,27 @@ def test_net_initialisation(student, partial):
                         f"N(0, weight_scale^2) with weight_scale={scale}")
 
 
+def net_with_params(impl, params):
+    """A net of NET_ARGS's shape whose parameters are replaced by ``params``."""
+    net = impl.FullyConnectedNet(**NET_ARGS, seed=0)
+    net.params = params
+    return net
+
+
+def loss_and_grads(net, X, y):
+    loss, grads = expect_tuple(net.loss(X, y), 2, "FullyConnectedNet.loss")
+    if type(grads) is not dict:
+        raise CheckFailure(f"the gradients should be a dict, got {type(grads).__name__}")
+    return loss, grads
+
+
 @pytest.mark.points(4)
 @pytest.mark.covers("FullyConnectedNet")
 def test_net_scores(student, reference, rng):
     """FullyConnectedNet.loss(X): scores with given parameters"""
     X, _ = net_data(rng)
     params = random_params(rng)
-    net = student.FullyConnectedNet(**NET_ARGS, seed=0)
-    net.params = params
-    ref = reference.FullyConnectedNet(**NET_ARGS, seed=0)
-    ref.params = params
+    net, ref = net_with_params(student, params), net_with_params(reference, params)
     assert_close(net.loss(X), ref.loss(X), "FullyConnectedNet scores", inputs=dict(X=X))
 
 
@@ -259,17 +270,12 @@ def test_net_loss_and_gradients(student, reference, rng, partial):
     """FullyConnectedNet.loss(X, y): loss and every gradient, with reg > 0"""
     X, y = net_data(rng)
     params = random_params(rng)
-    net = student.FullyConnectedNet(**NET_ARGS, seed=0)
-    net.params = params
-    ref = reference.FullyConnectedNet(**NET_ARGS, seed=0)
-    ref.params = params
-    loss, grads = expect_tuple(net.loss(X, y), 2, "FullyConnectedNet.loss")
+    net, ref = net_with_params(student, params), net_with_params(reference, params)
+    loss, grads = loss_and_grads(net, X, y)
     ref_loss, ref_grads = ref.loss(X, y)
     inputs = dict(X=X, y=y, reg=NET_ARGS["reg"])
     with partial.part("loss", 2):
         assert_close(loss, ref_loss, "FullyConnectedNet loss", inputs=inputs)
-    if type(grads) is not dict:
-        raise CheckFailure(f"the gradients should be a dict, got {type(grads).__name__}")
     for key in sorted(ref_grads):
         with partial.part(f"grads[{key!r}]"):
             if key not in grads:
@@ -284,11 +290,8 @@ def test_net_numerical_gradients(student, rng, partial):
     """FullyConnectedNet: gradients agree with numerical gradients of your loss"""
     X, y = net_data(rng)
     params = random_params(rng)
-    net = student.FullyConnectedNet(**NET_ARGS, seed=0)
-    net.params = params
-    loss, grads = expect_tuple(net.loss(X, y), 2, "FullyConnectedNet.loss")
-    if type(grads) is not dict:
-        raise CheckFailure(f"the gradients should be a dict, got {type(grads).__name__}")
+    net = net_with_params(student, params)
+    _, grads = loss_and_grads(net, X, y)
     for key in sorted(params):
         with partial.part(f"grads[{key!r}]"):
             def loss_at(value, key=key):
