@@ -143,6 +143,9 @@ class StudentSession:
     def request(self, op: str, params: dict, what: str):
         if not self.sandbox.alive:
             self.start()
+            if self.deadline is not None:
+                # Reloading the notebook after a crash is the grader's cost, not the test's.
+                self.deadline = time.monotonic() + self.limit
         try:
             if self._seeded_epoch != self.epoch:
                 self.sandbox.request("seed", {"seed": self.seed}, max(self._remaining(), 1.0))
