@@ -1,0 +1,510 @@
+"""Hidden tests for hw2_conv: convolution and pooling, naive and fast, and the ConvNet.
+
+Inputs break symmetry on purpose: N > 1, H != W, non-square kernels and pooling windows,
+strides that leave part of the input uncovered, non-zero biases, reg > 0, so that swapped
+axes, a flipped kernel or a forgotten stride cannot pass by coincidence. The naive functions
+only ever see small inputs; the large input of the speed tests goes to the fast ones.
+"""
+import time
+
+import numpy as np
+import pytest
+
+from autograder.checks import (CheckFailure, assert_close, assert_gradient, describe_inputs,
+                               expect_array, expect_scalar, expect_tuple, gradient_tolerance,
+                               norm_error, numeric_gradient, numeric_vjp)
+
+# ---- inputs ---------------------------------------------------------------------------------
+
+CONV_CASES = {
+    # out (2, 3, 5, 4)
+    "3x3 kernel, stride 1, pad 1": dict(x=(2, 3, 5, 4), w=(3, 3, 3, 3), stride=1, pad=1),
+    # out (2, 3, 5, 4): (10 + 2 - 3) // 2 rounds down, so the last padded row is never read
+    "3x2 kernel, stride 2, pad 1": dict(x=(2, 2, 10, 6), w=(3, 2, 3, 2), stride=2, pad=1),
+}
+# No padding (a crop written as pad:-pad breaks here), stride 3, and a last row and column
+# that no window covers. out (3, 2, 3, 3)
+INVARIANT_CASE = dict(x=(3, 2, 9, 10), w=(2, 2, 2, 3), stride=3, pad=0)
+# The speed tests: the reference's loop-per-output version takes 1-2 s of CPU time here, the
+# vectorised reference 25-50 ms of wall time through the worker. out (32, 8, 30, 36)
+LARGE_CASE = dict(x=(32, 3, 30, 34), w=(8, 3, 5, 3), stride=1, pad=2)
+SPEEDUP = 10  # the fast version must be this much faster than the naive one ...
+MARGIN = 3    # ... up to this factor, for timing noise and the transfer of the data
+
+POOL_CASES = {
+    "2x2 windows, stride 2": dict(x=(2, 3, 6, 4), pool_height=2, pool_width=2, stride=2),
+    # overlapping, non-square windows: out (2, 2, 5, 4)
+    "3x2 windows, stride 1": dict(x=(2, 2, 7, 5), pool_height=3, pool_width=2, stride=1),
+}
+
+IMPLS = {
+    "naive": ("conv_forward_naive", "conv_backward_naive"),
+    "fast": ("conv_forward_fast", "conv_backward_fast"),
+}
+
+
+def conv_inputs(rng, case):
+    x = rng.standard_normal(case["x"])
+    w = rng.standard_normal(case["w"])
+    b = rng.standard_normal(case["w"][0])
+    return x, w, b, {"stride": case["stride"], "pad": case["pad"]}
+
+
+def conv_out_shape(case):
+    (N, _, H, W), (F, _, HH, WW) = case["x"], case["w"]
+    s, p = case["stride"], case["pad"]
+    return N, F, 1 + (H + 2 * p - HH) // s, 1 + (W + 2 * p - WW) // s
+
+
+def conv_described(x, w, b, conv_param, **more):
+    return dict(x=x, w=w, b=b, stride=conv_param["stride"], pad=conv_param["pad"], **more)
+
+
+def distinct_values(rng, shape):
+    """Random values at least ~1e-2 apart: no ties, and no kink within a finite-difference step."""
+    n = int(np.prod(shape))
+    ranks = rng.permutation(n) + rng.uniform(0.1, 0.9, n)
+    return (4.0 * ranks / n - 2.0).reshape(shape)
+
+
+def pool_inputs(rng, case):
+    x = distinct_values(rng, case["x"])
+    return x, {k: case[k] for k in ("pool_height", "pool_width", "stride")}
+
+
+def pool_described(x, pool_param, **more):
+    return dict(x=x, pool_height=pool_param["pool_height"], pool_width=pool_param["pool_width"],
+                stride=pool_param["stride"], **more)
+
+
+def forward_params():
+    return [pytest.param(impl, case, id=f"{impl}, {case}", marks=pytest.mark.covers(names[0]))
+            for impl, names in IMPLS.items() for case in CONV_CASES]
+
+
+def backward_params():
+    return [pytest.param(impl, case, id=f"{impl}, {case}",
+                         marks=pytest.mark.covers(names[1], names[0]))
+            for impl, names in IMPLS.items() for case in CONV_CASES]
+
+
+def sums_agree(left, right, what, inputs, tol=1e-9):
+    """Two scalars that must be equal up to rounding."""
+    if abs(left - right) > tol * max(abs(left) + abs(right), 1e-12):
+        raise CheckFailure(
+            f"{what}{describe_inputs(inputs)}: {left:.10g} and {right:.10g} differ (relative "
+            f"{abs(left - right) / (abs(left) + abs(right)):.1e}); they must be equal",
+            what=what, inputs=inputs)
+
+
+# ---- convolution: values and gradients, naive and fast ----------------------------------------
+
+@pytest.mark.parametrize("impl, case", forward_params())
+@pytest.mark.points(3)
+def test_conv_forward_values(impl, case, student, reference, rng):
+    """conv forward: output values against the reference"""
+    forward = IMPLS[impl][0]
+    x, w, b, conv_param = conv_inputs(rng, CONV_CASES[case])
+    out, _ = expect_tuple(getattr(student, forward)(x, w, b, conv_param), 2, forward)
+    expected, _ = reference.conv_forward_naive(x, w, b, conv_param)
+    assert_close(out, expected, f"{forward} out", inputs=conv_described(x, w, b, conv_param))
+
+
+@pytest.mark.parametrize("impl, case", backward_params())
+@pytest.mark.points(3)
+def test_conv_backward_matches_reference(impl, case, student, reference, rng, partial):
+    """conv backward: dx, dw, db against the reference"""
+    forward, backward = IMPLS[impl]
+    x, w, b, conv_param = conv_inputs(rng, CONV_CASES[case])
+    dout = rng.standard_normal(conv_out_shape(CONV_CASES[case]))
+    _, cache = expect_tuple(getattr(student, forward)(x, w, b, conv_param), 2, forward)
+    grads = expect_tuple(getattr(student, backward)(dout, cache), 3, backward)
+    _, ref_cache = reference.conv_forward_naive(x, w, b, conv_param)
+    expected = reference.conv_backward_naive(dout, ref_cache)
+    inputs = conv_described(x, w, b, conv_param, dout=dout)
+    for name, got, want, weight in zip(("dx", "dw", "db"), grads, expected, (2, 2, 1),
+                                       strict=True):
+        with partial.part(name, weight):
+            assert_close(got, want, f"{backward} {name}", inputs=inputs)
+
+
+@pytest.mark.parametrize("impl, case", backward_params())
+@pytest.mark.points(2)
+def test_conv_backward_numerical(impl, case, student, reference, rng, partial):
+    """conv backward: agrees with numerical gradients of your forward"""
+    forward, backward = IMPLS[impl]
+    x, w, b, conv_param = conv_inputs(rng, CONV_CASES[case])
+    dout = rng.standard_normal(conv_out_shape(CONV_CASES[case]))
+    inputs = conv_described(x, w, b, conv_param, dout=dout)
+
+    def forward_of(fn):
+        return lambda *args: fn(*args, conv_param)[0]
+
+    _, cache = expect_tuple(getattr(student, forward)(x, w, b, conv_param), 2, forward)
+    grads = expect_tuple(getattr(student, backward)(dout, cache), 3, backward)
+    # The reference's own error against centred differences sets the tolerance.
+    _, ref_cache = reference.conv_forward_fast(x, w, b, conv_param)
+    ref_grads = reference.conv_backward_fast(dout, ref_cache)
+    ref_err = max(norm_error(g, numeric_vjp(forward_of(reference.conv_forward_fast),
+                                            [x, w, b], i, dout))
+                  for i, g in enumerate(ref_grads))
+    tol = gradient_tolerance(ref_err)
+    for i, (name, got) in enumerate(zip(("dx", "dw", "db"), grads, strict=True)):
+        with partial.part(name):
+            numeric = numeric_vjp(forward_of(getattr(student, forward)), [x, w, b], i, dout)
+            assert_gradient(got, numeric, f"{backward} {name}", tol=tol, inputs=inputs)
+
+
+@pytest.mark.parametrize("impl", [pytest.param(impl, marks=pytest.mark.covers(*names[::-1]))
+                                  for impl, names in IMPLS.items()])
+@pytest.mark.points(2)
+def test_conv_invariants(impl, student, rng, partial):
+    """conv: adjoint identities and db, with no padding and stride 3 (your own functions only)"""
+    forward, backward = IMPLS[impl]
+    x, w, b, conv_param = conv_inputs(rng, INVARIANT_CASE)
+    zero_b = np.zeros_like(b)
+    dout = rng.standard_normal(conv_out_shape(INVARIANT_CASE))
+    inputs = conv_described(x, w, zero_b, conv_param, dout=dout)
+    out, cache = expect_tuple(getattr(student, forward)(x, w, zero_b, conv_param), 2, forward)
+    out = expect_array(out, f"{forward} out", shape=dout.shape, inputs=inputs)
+    dx, dw, db = expect_tuple(getattr(student, backward)(dout, cache), 3, backward)
+    # Without a bias the layer is linear in x and in w: <conv(x, w), dout> = <x, dx> = <w, dw>.
+    total = float(np.sum(out * dout))
+    with partial.part("sum(out * dout) == sum(x * dx)"):
+        dx = expect_array(dx, f"{backward} dx", shape=x.shape, inputs=inputs)
+        sums_agree(total, float(np.sum(x * dx)), f"{backward}: sum(out * dout) vs sum(x * dx)",
+                   inputs)
+    with partial.part("sum(out * dout) == sum(w * dw)"):
+        dw = expect_array(dw, f"{backward} dw", shape=w.shape, inputs=inputs)
+        sums_agree(total, float(np.sum(w * dw)), f"{backward}: sum(out * dout) vs sum(w * dw)",
+                   inputs)
+    with partial.part("db == dout.sum(axis=(0, 2, 3))"):
+        _, cache = expect_tuple(getattr(student, forward)(x, w, b, conv_param), 2, forward)
+        _, _, db = expect_tuple(getattr(student, backward)(dout, cache), 3, backward)
+        assert_close(db, dout.sum(axis=(0, 2, 3)), f"{backward} db vs dout.sum(axis=(0, 2, 3))",
+                     inputs=conv_described(x, w, b, conv_param, dout=dout))
+
+
+# ---- the fast convolution on a large input ------------------------------------------------------
+
+def timed(call):
+    start = time.perf_counter()
+    result = call()
+    return result, time.perf_counter() - start
+
+
+def check_speed(what, call, first_seconds, naive_cpu_seconds, inputs):
+    """Within budget on the first call, or on one of two more tries (timing noise)."""
+    budget = naive_cpu_seconds * MARGIN / SPEEDUP
+    best = first_seconds
+    for _ in range(2):
+        if best <= budget:
+            return
+        best = min(best, timed(call)[1])
+    if best > budget:
+        raise CheckFailure(
+            f"{what}{describe_inputs(inputs)} took {best * 1e3:.0f} ms (best of 3, wall time "
+            f"seen by the grader, data transfer included); the loop-per-output naive version takes "
+            f"{naive_cpu_seconds:.2f} s of CPU time, so at least {SPEEDUP}x faster means at most "
+            f"{budget * 1e3:.0f} ms (with a {MARGIN}x allowance for timing noise). Is there "
+            "still a Python loop over the batch or the image positions?", what=what,
+            inputs=inputs)
+
+
+@pytest.mark.points(6)
+@pytest.mark.time_limit(40)
+@pytest.mark.covers("conv_forward_fast")
+def test_conv_forward_fast_large(student, reference, rng, partial):
+    """conv_forward_fast: equals the naive version on a large input, at least 10x faster"""
+    x, w, b, conv_param = conv_inputs(rng, LARGE_CASE)
+    inputs = conv_described(x, w, b, conv_param)
+    result, seconds = timed(lambda: student.conv_forward_fast(x, w, b, conv_param))
+    out, _ = expect_tuple(result, 2, "conv_forward_fast")
+    start = time.process_time()
+    expected, _ = reference.conv_forward_naive(x, w, b, conv_param)
+    naive_seconds = time.process_time() - start
+    correct = False
+    with partial.part("values"):
+        assert_close(out, expected, "conv_forward_fast out", tol=1e-9, inputs=inputs)
+        correct = True
+    with partial.part("speed"):
+        if not correct:
+            raise CheckFailure("speed not credited: the values are wrong (see above)")
+        check_speed("conv_forward_fast", lambda: student.conv_forward_fast(x, w, b, conv_param),
+                    seconds, naive_seconds, inputs)
+
+
+@pytest.mark.points(6)
+@pytest.mark.time_limit(40)
+@pytest.mark.covers("conv_backward_fast")
+def test_conv_backward_fast_large(student, reference, rng, partial):
+    """conv_backward_fast: equals the naive version on a large input, at least 10x faster"""
+    x, w, b, conv_param = conv_inputs(rng, LARGE_CASE)
+    dout = rng.standard_normal(conv_out_shape(LARGE_CASE))
+    inputs = conv_described(x, w, b, conv_param, dout=dout)
+    _, cache = expect_tuple(student.conv_forward_fast(x, w, b, conv_param), 2,
+                            "conv_forward_fast")
+    result, seconds = timed(lambda: student.conv_backward_fast(dout, cache))
+    grads = expect_tuple(result, 3, "conv_backward_fast")
+    _, ref_cache = reference.conv_forward_fast(x, w, b, conv_param)
+    start = time.process_time()
+    expected = reference.conv_backward_naive(dout, ref_cache)
+    naive_seconds = time.process_time() - start
+    correct = False
+    with partial.part("values"):
+        for name, got, want in zip(("dx", "dw", "db"), grads, expected, strict=True):
+            assert_close(got, want, f"conv_backward_fast {name}", tol=1e-9, inputs=inputs)
+        correct = True
+    with partial.part("speed"):
+        if not correct:
+            raise CheckFailure("speed not credited: the values are wrong (see above)")
+        check_speed("conv_backward_fast", lambda: student.conv_backward_fast(dout, cache),
+                    seconds, naive_seconds, inputs)
+
+
+# ---- max pooling ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("case", list(POOL_CASES))
+@pytest.mark.points(2)
+@pytest.mark.covers("max_pool_forward_naive")
+def test_max_pool_forward_values(case, student, reference, rng):
+    """max_pool_forward_naive: output values against the reference"""
+    x, pool_param = pool_inputs(rng, POOL_CASES[case])
+    out, _ = expect_tuple(student.max_pool_forward_naive(x, pool_param), 2,
+                          "max_pool_forward_naive")
+    expected, _ = reference.max_pool_forward_naive(x, pool_param)
+    assert_close(out, expected, "max_pool_forward_naive out",
+                 inputs=pool_described(x, pool_param))
+
+
+def pool_out_shape(case):
+    N, C, H, W = case["x"]
+    return (N, C, 1 + (H - case["pool_height"]) // case["stride"],
+            1 + (W - case["pool_width"]) // case["stride"])
+
+
+@pytest.mark.parametrize("case", list(POOL_CASES))
+@pytest.mark.points(3)
+@pytest.mark.covers("max_pool_backward_naive", "max_pool_forward_naive")
+def test_max_pool_backward(case, student, reference, rng, partial):
+    """max_pool_backward_naive: against the reference and the numerical gradient"""
+    x, pool_param = pool_inputs(rng, POOL_CASES[case])
+    dout = rng.standard_normal(pool_out_shape(POOL_CASES[case]))
+    inputs = pool_described(x, pool_param, dout=dout)
+    _, cache = expect_tuple(student.max_pool_forward_naive(x, pool_param), 2,
+                            "max_pool_forward_naive")
+    dx = student.max_pool_backward_naive(dout, cache)
+    with partial.part("against the reference", 2):
+        _, ref_cache = reference.max_pool_forward_naive(x, pool_param)
+        assert_close(dx, reference.max_pool_backward_naive(dout, ref_cache),
+                     "max_pool_backward_naive dx", inputs=inputs)
+    with partial.part("numerical gradient"):
+        numeric = numeric_vjp(lambda v: student.max_pool_forward_naive(v, pool_param)[0],
+                              [x], 0, dout)
+        assert_gradient(dx, numeric, "max_pool_backward_naive dx", tol=1e-7, inputs=inputs)
+
+
+@pytest.mark.parametrize("case", list(POOL_CASES))
+@pytest.mark.points(1)
+@pytest.mark.covers("max_pool_backward_naive")
+def test_max_pool_backward_preserves_sum(case, student, rng):
+    """max_pool_backward_naive: every output's gradient lands somewhere, sum(dx) == sum(dout)"""
+    x, pool_param = pool_inputs(rng, POOL_CASES[case])
+    dout = rng.uniform(0.5, 1.5, pool_out_shape(POOL_CASES[case]))
+    inputs = pool_described(x, pool_param, dout=dout)
+    _, cache = expect_tuple(student.max_pool_forward_naive(x, pool_param), 2,
+                            "max_pool_forward_naive")
+    dx = expect_array(student.max_pool_backward_naive(dout, cache), "max_pool_backward_naive dx",
+                      shape=x.shape, inputs=inputs)
+    sums_agree(float(dout.sum()), float(dx.sum()),
+               "max_pool_backward_naive: sum(dout) vs sum(dx) (overlapping windows add up)",
+               inputs)
+
+
+# ---- ConvNet -------------------------------------------------------------------------------------
+
+# filter_size 5: "same" padding is 2 here, not 1.
+NET_ARGS = dict(num_filters=3, filter_size=5, hidden_dim=7, num_classes=4, weight_scale=0.3,
+                reg=0.2)
+SMALL_NET_ARGS = dict(num_filters=2, filter_size=3, hidden_dim=4, num_classes=3,
+                      weight_scale=0.5, reg=0.3)
+
+
+def net_data(rng, args, n=4):
+    X = rng.standard_normal((n, 1, 8, 8))
+    y = rng.permutation(np.arange(n) % args["num_classes"])
+    return X, y
+
+
+def random_params(rng, args):
+    """Parameters with non-zero biases, so a missing bias term or gradient shows."""
+    F, fs, hidden, classes = (args["num_filters"], args["filter_size"], args["hidden_dim"],
+                              args["num_classes"])
+    shapes = {"W1": (F, 1, fs, fs), "b1": (F,), "W2": (F * 16, hidden), "b2": (hidden,),
+              "W3": (hidden, classes), "b3": (classes,)}
+    return {key: (0.5 if key[0] == "W" else 0.1) * rng.standard_normal(shape)
+            for key, shape in shapes.items()}
+
+
+def nets_with(student, reference, params, args):
+    """A student and a reference net sharing the given parameters."""
+    net = student.ConvNet(**args, seed=0)
+    net.params = params
+    ref = reference.ConvNet(**args, seed=0)
+    ref.params = dict(params)
+    return net, ref
+
+
+@pytest.mark.points(3)
+@pytest.mark.covers("ConvNet")
+def test_convnet_initialisation(student, partial):
+    """ConvNet: parameter names, shapes, dtype and initial statistics"""
+    scale = 0.05
+    net = student.ConvNet(num_filters=6, filter_size=5, hidden_dim=20, num_classes=7,
+                          weight_scale=scale, seed=3)
+    params = net.params
+    if type(params) is not dict:
+        raise CheckFailure(f"ConvNet.params should be a dict, got {type(params).__name__}")
+    expected = {"W1": (6, 1, 5, 5), "b1": (6,), "W2": (96, 20), "b2": (20,), "W3": (20, 7),
+                "b3": (7,)}
+    with partial.part("parameter names"):
+        if sorted(params) != sorted(expected):
+            raise CheckFailure(f"params keys are {sorted(params)}, expected {sorted(expected)}")
+    for key, shape in expected.items():
+        if key not in params:
+            continue
+        with partial.part(f"{key} shape and values", 0.5):
+            value = expect_array(params[key], f"params[{key!r}]", shape=shape)
+            if key.startswith("b") and np.any(value != 0):
+                raise CheckFailure(f"params[{key!r}] should start at zero")
+            if key.startswith("W"):
+                std, mean = float(value.std()), float(value.mean())
+                # 140+ samples: the std estimate is within ~6% of weight_scale (1 sigma).
+                if not 0.75 * scale < std < 1.25 * scale or abs(mean) > 0.3 * scale:
+                    raise CheckFailure(
+                        f"params[{key!r}] has mean {mean:.3g} and std {std:.3g}; expected "
+                        f"N(0, weight_scale^2) with weight_scale={scale}")
+
+
+@pytest.mark.points(3)
+@pytest.mark.covers("ConvNet")
+def test_convnet_scores(student, reference, rng):
+    """ConvNet.loss(X): scores with given parameters (filter_size 5)"""
+    X, _ = net_data(rng, NET_ARGS)
+    net, ref = nets_with(student, reference, random_params(rng, NET_ARGS), NET_ARGS)
+    assert_close(net.loss(X), ref.loss(X), "ConvNet scores", inputs=dict(X=X, **NET_ARGS))
+
+
+@pytest.mark.points(5)
+@pytest.mark.covers("ConvNet")
+def test_convnet_loss_and_gradients(student, reference, rng, partial):
+    """ConvNet.loss(X, y): loss and every gradient, with reg > 0"""
+    X, y = net_data(rng, NET_ARGS)
+    net, ref = nets_with(student, reference, random_params(rng, NET_ARGS), NET_ARGS)
+    loss, grads = expect_tuple(net.loss(X, y), 2, "ConvNet.loss")
+    ref_loss, ref_grads = ref.loss(X, y)
+    inputs = dict(X=X, y=y, **NET_ARGS)
+    with partial.part("loss", 2):
+        assert_close(loss, ref_loss, "ConvNet loss", inputs=inputs)
+    if type(grads) is not dict:
+        raise CheckFailure(f"the gradients should be a dict, got {type(grads).__name__}")
+    for key in sorted(ref_grads):
+        with partial.part(f"grads[{key!r}]"):
+            if key not in grads:
+                raise CheckFailure(f"grads has no {key!r}")
+            assert_close(grads[key], ref_grads[key], f"ConvNet grads[{key!r}]", inputs=inputs)
+
+
+@pytest.mark.points(3)
+@pytest.mark.covers("ConvNet")
+def test_convnet_numerical_gradients(student, reference, rng, partial):
+    """ConvNet: gradients agree with numerical gradients of your loss"""
+    X, y = net_data(rng, SMALL_NET_ARGS, n=3)
+    params = random_params(rng, SMALL_NET_ARGS)
+    net, ref = nets_with(student, reference, params, SMALL_NET_ARGS)
+    loss, grads = expect_tuple(net.loss(X, y), 2, "ConvNet.loss")
+    if type(grads) is not dict:
+        raise CheckFailure(f"the gradients should be a dict, got {type(grads).__name__}")
+
+    def loss_of(model, key, cast=float):
+        def loss_at(value):
+            model.params = {**params, key: value}
+            return cast(model.loss(X, y)[0])
+        return loss_at
+
+    ref_grads = ref.loss(X, y)[1]
+    ref_err = max(norm_error(ref_grads[key], numeric_gradient(loss_of(ref, key), params[key]))
+                  for key in params)
+    tol = gradient_tolerance(ref_err)
+    for key in sorted(params):
+        with partial.part(f"grads[{key!r}]"):
+            numeric = numeric_gradient(
+                loss_of(net, key, lambda v: expect_scalar(v, "ConvNet loss")), params[key])
+            assert_gradient(grads.get(key), numeric, f"ConvNet grads[{key!r}]", tol=tol,
+                            inputs=dict(X=X, y=y, **SMALL_NET_ARGS))
+
+
+# ---- training ------------------------------------------------------------------------------------
+
+TRAIN = dict(num_filters=16, filter_size=3, hidden_dim=64, weight_scale=0.2, reg=1e-4,
+             learning_rate=5e-3, batch_size=64, epochs=10, seed=0)
+TRAIN_SECONDS = 40  # projected training time above which the test gives up early
+
+
+def adam_step(w, dw, state, learning_rate, beta1=0.9, beta2=0.999, eps=1e-8):
+    """The grader's own Adam (optimizers are not part of hw2), bias-corrected."""
+    state["t"] += 1
+    state["m"] = beta1 * state["m"] + (1 - beta1) * dw
+    state["v"] = beta2 * state["v"] + (1 - beta2) * dw ** 2
+    m_hat = state["m"] / (1 - beta1 ** state["t"])
+    v_hat = state["v"] / (1 - beta2 ** state["t"])
+    return w - learning_rate * m_hat / (np.sqrt(v_hat) + eps)
+
+
+def train_convnet(impl, digits, recipe=TRAIN):
+    X_train, X_test, y_train, y_test = digits
+    X_train, X_test = X_train.reshape(-1, 1, 8, 8), X_test.reshape(-1, 1, 8, 8)
+    net = impl.ConvNet(num_filters=recipe["num_filters"], filter_size=recipe["filter_size"],
+                       hidden_dim=recipe["hidden_dim"], num_classes=10,
+                       weight_scale=recipe["weight_scale"], reg=recipe["reg"],
+                       seed=recipe["seed"])
+    params = dict(net.params)
+    states = {k: {"t": 0, "m": np.zeros_like(p), "v": np.zeros_like(p)} for k, p in params.items()}
+    order_rng = np.random.default_rng(recipe["seed"])
+    steps = recipe["epochs"] * -(-len(X_train) // recipe["batch_size"])
+    started, step = time.perf_counter(), 0
+    for _ in range(recipe["epochs"]):
+        order = order_rng.permutation(len(X_train))
+        for start in range(0, len(order), recipe["batch_size"]):
+            idx = order[start:start + recipe["batch_size"]]
+            step += 1
+            if step == 4:  # fail early, with a reason, rather than at the time limit
+                projected = (time.perf_counter() - started) / 3 * steps
+                if projected > TRAIN_SECONDS:
+                    raise CheckFailure(
+                        f"training is too slow: the first 3 of {steps} steps took "
+                        f"{(time.perf_counter() - started):.1f} s, so all of them would take "
+                        f"about {projected:.0f} s (a vectorised ConvNet needs a few seconds). "
+                        "Does ConvNet.loss use conv_forward_fast and conv_backward_fast?")
+            _, grads = expect_tuple(net.loss(X_train[idx], y_train[idx]), 2, "ConvNet.loss")
+            if type(grads) is not dict or sorted(grads) != sorted(params):
+                raise CheckFailure("ConvNet.loss should return a dict of gradients keyed like "
+                                   f"params ({sorted(params)})")
+            for key in params:
+                grad = expect_array(grads[key], f"grads[{key!r}]", shape=params[key].shape)
+                params[key] = adam_step(params[key], grad, states[key], recipe["learning_rate"])
+            net.params = params
+    scores = expect_array(net.loss(X_test), "scores on the test split", shape=(len(X_test), 10))
+    return float(np.mean(np.argmax(scores, axis=1) == y_test))
+
+
+@pytest.mark.points(10)
+@pytest.mark.time_limit(60)
+@pytest.mark.covers("ConvNet", "conv_forward_fast", "conv_backward_fast")
+def test_trained_accuracy(student, digits):
+    """Training: your ConvNet reaches 94% test accuracy on digits"""
+    accuracy = train_convnet(student, digits)
+    if accuracy < 0.94:
+        raise CheckFailure(
+            f"test accuracy {accuracy:.3f} after training with Adam and {TRAIN}; at least 0.94 "
+            "needed (the reference reaches about 0.97 with the same recipe)")
