@@ -200,6 +200,26 @@ def gradient_tolerance(reference_error: float, *, factor: float = 100.0,
     return max(floor, factor * float(reference_error))
 
 
+def assert_initial_parameter(value, key: str, shape, weight_scale: float, *,
+                             std_band: float = 0.2, mean_band: float = 0.2) -> np.ndarray:
+    """An initial parameter: biases (``b*``) exactly zero, weights (``W*``) ~ N(0, scale^2).
+
+    The bands are relative to ``weight_scale``; widen them for small weight matrices, whose
+    sample std strays further from the true one.
+    """
+    value = expect_array(value, f"params[{key!r}]", shape=shape)
+    if key.startswith("b") and np.any(value != 0):
+        raise CheckFailure(f"params[{key!r}] should start at zero", what=key, actual=value)
+    if key.startswith("W"):
+        std, mean = float(value.std()), float(value.mean())
+        if (not (1 - std_band) * weight_scale < std < (1 + std_band) * weight_scale
+                or abs(mean) > mean_band * weight_scale):
+            raise CheckFailure(
+                f"params[{key!r}] has mean {mean:.3g} and std {std:.3g}; expected "
+                f"N(0, weight_scale^2) with weight_scale={weight_scale}", what=key, actual=value)
+    return value
+
+
 def assert_not_mutated(before: dict, after: dict, what: str) -> None:
     for key, old in before.items():
         new = after.get(key)

@@ -10,7 +10,8 @@ import time
 import numpy as np
 import pytest
 
-from autograder.checks import (CheckFailure, assert_close, assert_gradient, describe_inputs,
+from autograder.checks import (CheckFailure, assert_close, assert_gradient,
+                               assert_initial_parameter, describe_inputs,
                                expect_array, expect_scalar, expect_tuple, gradient_tolerance,
                                norm_error, numeric_gradient, numeric_vjp)
 
@@ -374,16 +375,9 @@ def test_convnet_initialisation(student, partial):
         if key not in params:
             continue
         with partial.part(f"{key} shape and values", 0.5):
-            value = expect_array(params[key], f"params[{key!r}]", shape=shape)
-            if key.startswith("b") and np.any(value != 0):
-                raise CheckFailure(f"params[{key!r}] should start at zero")
-            if key.startswith("W"):
-                std, mean = float(value.std()), float(value.mean())
-                # 140+ samples: the std estimate is within ~6% of weight_scale (1 sigma).
-                if not 0.75 * scale < std < 1.25 * scale or abs(mean) > 0.3 * scale:
-                    raise CheckFailure(
-                        f"params[{key!r}] has mean {mean:.3g} and std {std:.3g}; expected "
-                        f"N(0, weight_scale^2) with weight_scale={scale}")
+            # 140+ samples: the std estimate is within ~6% of weight_scale (1 sigma).
+            assert_initial_parameter(params[key], key, shape, scale, std_band=0.25,
+                                     mean_band=0.3)
 
 
 @pytest.mark.points(3)
