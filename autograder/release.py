@@ -53,3 +53,30 @@ def write_skeleton(master_path: Path, out_path: Path) -> Path:
     out_path.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(skeleton, out_path)
     return out_path
+
+
+# ---- helpers for the scripts that write master notebooks (solutions/_build_*_master.py) ----
+
+def markdown_cell(text: str) -> nbformat.NotebookNode:
+    return nbformat.v4.new_markdown_cell(text.strip("\n"))
+
+
+def code_cell(text: str) -> nbformat.NotebookNode:
+    return nbformat.v4.new_code_cell(text.strip("\n"))
+
+
+def assemble_notebook(cells: list, id_prefix: str) -> nbformat.NotebookNode:
+    """A Python 3 notebook with stable cell ids, so rebuilding gives an identical file."""
+    for number, cell in enumerate(cells):
+        cell.id = f"{id_prefix}-{number:02d}"
+    nb = nbformat.v4.new_notebook(cells=cells)
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                 "language": "python"}
+    nb.metadata["language_info"] = {"name": "python"}
+    return nb
+
+
+def write_master(nb: nbformat.NotebookNode, out: Path) -> None:
+    nbformat.validate(nb)
+    nbformat.write(nb, out)
+    print(f"wrote {out}")

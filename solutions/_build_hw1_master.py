@@ -14,17 +14,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import nbformat
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+from autograder.release import assemble_notebook, write_master
+from autograder.release import code_cell as code
+from autograder.release import markdown_cell as md
 
 OUT = Path(__file__).resolve().parent / "hw1_backprop.ipynb"
-
-
-def md(text: str):
-    return new_markdown_cell(text.strip("\n"))
-
-
-def code(text: str):
-    return new_code_cell(text.strip("\n"))
 
 
 INTRO = r"""
@@ -527,20 +522,11 @@ def build() -> nbformat.NotebookNode:
     for name, text, source in sections:
         cells += [md(text), code(source), code(f'check("{name}")')]
     cells += [md(TRAIN_MD), code(TRAIN), md(ALL_CHECKS_MD), code(ALL_CHECKS)]
-    for number, cell in enumerate(cells):
-        cell.id = f"hw1-{number:02d}"  # stable ids: rebuilding gives an identical file
-    nb = new_notebook(cells=cells)
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
-                                 "language": "python"}
-    nb.metadata["language_info"] = {"name": "python"}
-    return nb
+    return assemble_notebook(cells, "hw1")
 
 
 def main() -> None:
-    nb = build()
-    nbformat.validate(nb)
-    nbformat.write(nb, OUT)
-    print(f"wrote {OUT}")
+    write_master(build(), OUT)
 
 
 if __name__ == "__main__":

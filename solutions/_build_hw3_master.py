@@ -14,17 +14,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import nbformat
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+from autograder.release import assemble_notebook, write_master
+from autograder.release import code_cell as code
+from autograder.release import markdown_cell as md
 
 OUT = Path(__file__).resolve().parent / "hw3_bptt.ipynb"
-
-
-def md(text: str):
-    return new_markdown_cell(text.strip("\n"))
-
-
-def code(text: str):
-    return new_code_cell(text.strip("\n"))
 
 
 INTRO = r"""
@@ -650,20 +645,11 @@ def build() -> nbformat.NotebookNode:
         cells += [md(text), code(source), code(f'check("{name}")')]
     cells += [md(ADAM_MD), code(ADAM), md(RECALL_MD), code(RECALL), md(LM_DEMO_MD),
               code(LM_DEMO), md(ALL_CHECKS_MD), code(ALL_CHECKS)]
-    for number, cell in enumerate(cells):
-        cell.id = f"hw3-{number:02d}"  # stable ids: rebuilding gives an identical file
-    nb = new_notebook(cells=cells)
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
-                                 "language": "python"}
-    nb.metadata["language_info"] = {"name": "python"}
-    return nb
+    return assemble_notebook(cells, "hw3")
 
 
 def main() -> None:
-    nb = build()
-    nbformat.validate(nb)
-    nbformat.write(nb, OUT)
-    print(f"wrote {OUT}")
+    write_master(build(), OUT)
 
 
 if __name__ == "__main__":
