@@ -220,6 +220,38 @@ def assert_initial_parameter(value, key: str, shape, weight_scale: float, *,
     return value
 
 
+def check_initial_params(params, expected: dict, weight_scale: float, partial, what: str,
+                         **bands) -> None:
+    """A model's fresh ``params``: exact key set, then each entry as assert_initial_parameter,
+    every check a part of ``partial`` credit."""
+    if type(params) is not dict:
+        raise CheckFailure(f"{what}.params should be a dict, got {type(params).__name__}")
+    with partial.part("parameter names"):
+        if sorted(params) != sorted(expected):
+            raise CheckFailure(f"params keys are {sorted(params)}, expected {sorted(expected)}")
+    for key, shape in expected.items():
+        if key in params:
+            with partial.part(f"{key} shape and values", 0.5):
+                assert_initial_parameter(params[key], key, shape, weight_scale, **bands)
+
+
+def assert_params_gradients(net, X, y, grads: dict, *, tol: float = 1e-6) -> None:
+    """Each ``grads[key]`` against centred differences of ``net.loss(X, y)`` in that parameter.
+
+    For in-process use (public checks): it edits ``net.params`` in place and restores it.
+    """
+    for key in sorted(net.params):
+        def loss_at(value, key=key):
+            saved = net.params[key]
+            net.params[key] = value
+            try:
+                return float(net.loss(X, y)[0])
+            finally:
+                net.params[key] = saved
+        numeric = numeric_gradient(loss_at, net.params[key])
+        assert_gradient(grads.get(key), numeric, f"grads[{key!r}]", tol=tol)
+
+
 def assert_not_mutated(before: dict, after: dict, what: str) -> None:
     for key, old in before.items():
         new = after.get(key)

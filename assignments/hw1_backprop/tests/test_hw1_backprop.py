@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from autograder.checks import (CheckFailure, assert_close, assert_gradient,
-                               assert_initial_parameter, assert_not_mutated, expect_array,
+                               assert_not_mutated, check_initial_params, expect_array,
                                expect_scalar, expect_tuple, gradient_tolerance,
                                norm_error, numeric_gradient, numeric_vjp)
 
@@ -216,20 +216,10 @@ def test_net_initialisation(student, partial):
     scale = 0.05
     net = student.FullyConnectedNet([40, 30], input_dim=64, num_classes=10, weight_scale=scale,
                                     seed=3)
-    params = net.params
-    if type(params) is not dict:
-        raise CheckFailure(f"FullyConnectedNet.params should be a dict, got {type(params).__name__}")
     expected = {"W1": (64, 40), "b1": (40,), "W2": (40, 30), "b2": (30,), "W3": (30, 10),
                 "b3": (10,)}
-    with partial.part("parameter names"):
-        if sorted(params) != sorted(expected):
-            raise CheckFailure(f"params keys are {sorted(params)}, expected {sorted(expected)}")
-    for key, shape in expected.items():
-        if key not in params:
-            continue
-        with partial.part(f"{key} shape and values", 0.5):
-            # 300+ samples per matrix: the sample std is within a few percent of weight_scale.
-            assert_initial_parameter(params[key], key, shape, scale)
+    # 300+ samples per matrix: the sample std is within a few percent of weight_scale.
+    check_initial_params(net.params, expected, scale, partial, "FullyConnectedNet")
 
 
 def net_with_params(impl, params):

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from autograder.checks import (CheckFailure, assert_close, assert_gradient,
-                               assert_initial_parameter, describe_inputs,
+                               check_initial_params, describe_inputs,
                                expect_array, expect_scalar, expect_tuple, gradient_tolerance,
                                norm_error, numeric_gradient, numeric_vjp)
 
@@ -363,21 +363,11 @@ def test_convnet_initialisation(student, partial):
     scale = 0.05
     net = student.ConvNet(num_filters=6, filter_size=5, hidden_dim=20, num_classes=7,
                           weight_scale=scale, seed=3)
-    params = net.params
-    if type(params) is not dict:
-        raise CheckFailure(f"ConvNet.params should be a dict, got {type(params).__name__}")
     expected = {"W1": (6, 1, 5, 5), "b1": (6,), "W2": (96, 20), "b2": (20,), "W3": (20, 7),
                 "b3": (7,)}
-    with partial.part("parameter names"):
-        if sorted(params) != sorted(expected):
-            raise CheckFailure(f"params keys are {sorted(params)}, expected {sorted(expected)}")
-    for key, shape in expected.items():
-        if key not in params:
-            continue
-        with partial.part(f"{key} shape and values", 0.5):
-            # 140+ samples: the std estimate is within ~6% of weight_scale (1 sigma).
-            assert_initial_parameter(params[key], key, shape, scale, std_band=0.25,
-                                     mean_band=0.3)
+    # 140+ samples: the std estimate is within ~6% of weight_scale (1 sigma).
+    check_initial_params(net.params, expected, scale, partial, "ConvNet", std_band=0.25,
+                         mean_band=0.3)
 
 
 @pytest.mark.points(3)
