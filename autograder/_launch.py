@@ -77,8 +77,9 @@ def confine_filesystem(cfg, notes):
 
 def set_limits(cfg):
     mb = 1 << 20
+    memory = resource.RLIMIT_DATA if cfg.get("device") == "cuda" else resource.RLIMIT_AS
     limits = {
-        resource.RLIMIT_AS: cfg["memory_mb"] * mb,
+        memory: cfg["memory_mb"] * mb,
         resource.RLIMIT_CPU: cfg["cpu_s"],
         resource.RLIMIT_FSIZE: cfg["file_mb"] * mb,
         resource.RLIMIT_NOFILE: 256,
@@ -146,7 +147,11 @@ def main():
         "MPLBACKEND": "Agg", "PYTHONDONTWRITEBYTECODE": "1", "PYTHONHASHSEED": "0",
         "LANG": "C.UTF-8",
     }
-    worker_cfg = json.dumps({"fd_in": cfg["fd_in"], "fd_out": cfg["fd_out"], "notes": notes})
+    if cfg.get("device") == "cuda":
+        # Deterministic cuBLAS kernels, so reruns on a GPU give identical scores.
+        env["CUBLAS_WORKSPACE_CONFIG"] = ":4096:8"
+    worker_cfg = json.dumps({"fd_in": cfg["fd_in"], "fd_out": cfg["fd_out"], "notes": notes,
+                             "device": cfg.get("device", "cpu")})
     os.execve(cfg["python"], [cfg["python"], "-I", cfg["worker"], worker_cfg], env)
 
 

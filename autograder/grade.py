@@ -27,9 +27,10 @@ class GradeRun:
     grader_error: bool = False
 
 
-def run_tests(assignment: Assignment, plugin: GradingPlugin, quiet: bool = True
-              ) -> list[Outcome]:
-    args = [str(assignment.tests_dir), "-p", "no:cacheprovider", "-p", "no:randomly",
+def run_tests(assignment: Assignment, plugin: GradingPlugin, quiet: bool = True,
+              stop_at_first_loss: bool = False) -> list[Outcome]:
+    args = ["-x"] if stop_at_first_loss else []
+    args += [str(assignment.tests_dir), "-p", "no:cacheprovider", "-p", "no:randomly",
             "--import-mode=importlib", "-c", os.devnull, "--rootdir", str(assignment.directory)]
     args += ["-p", "no:terminal"] if quiet else ["-q", "--no-header", "--tb=no", "-rN"]
     code = pytest.main(args, plugins=[plugin])
@@ -51,11 +52,30 @@ def to_results(outcomes: list[Outcome], *, execution_time: float, output: str) -
                    output=output, tests=tests)
 
 
+def cuda_available() -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    return torch.cuda.is_available()
+
+
 def grade_notebook(path: Path, assignment: Assignment, *, device: str = "cpu",
-                   quiet: bool = True) -> GradeRun:
-    """Never raises for a bad submission: a broken notebook still gets a valid Results."""
+                   quiet: bool = True, stop_at_first_loss: bool = False) -> GradeRun:
+    """Never raises for a bad submission: a broken notebook still gets a valid Results.
+
+    ``stop_at_first_loss`` ends the run at the first test that loses points (a quick yes/no for
+    audits of known mistakes); the results then hold only the tests that ran.
+    """
     start = time.monotonic()
     timings: dict[str, float] = {}
+    device_notes = []
+    if device not in ("cpu", "cuda"):
+        raise ValueError(f"device must be 'cpu' or 'cuda', not {device!r}")
+    if device == "cuda" and not cuda_available():
+        device = "cpu"
+        device_notes.append("--device cuda was asked for, but this machine has no usable CUDA "
+                            "GPU: graded on the CPU instead")
     try:
         nb = read_notebook(Path(path))
         code = extract_code(nb)
@@ -65,7 +85,7 @@ def grade_notebook(path: Path, assignment: Assignment, *, device: str = "cpu",
     timings["notebook"] = time.monotonic() - start
     reference = assignment.reference
     config = SandboxConfig(hide=[str(p) for p in assignment.secret_paths],
-                           limits=assignment.limits)
+                           limits=assignment.limits, device=device)
     session = StudentSession(code.cells, mode=assignment.mode,
                              forbidden=assignment.forbidden_imports, assignment=assignment.name,
                              sandbox_config=config, load_time_limit=assignment.load_time_limit,
@@ -81,9 +101,9 @@ def grade_notebook(path: Path, assignment: Assignment, *, device: str = "cpu",
         plugin = GradingPlugin(session, reference, default_time_limit=assignment.time_limit,
                                total_time_limit=assignment.total_time_limit,
                                digits_loader=load_digits_split,
-                               time_limit_cap=assignment.time_limit_cap)
+                               time_limit_cap=assignment.time_limit_cap, device=device)
         t0 = time.monotonic()
-        outcomes = run_tests(assignment, plugin, quiet)
+        outcomes = run_tests(assignment, plugin, quiet, stop_at_first_loss)
         timings["tests"] = time.monotonic() - t0
     except InfrastructureError as exc:
         session.close()
@@ -96,7 +116,7 @@ def grade_notebook(path: Path, assignment: Assignment, *, device: str = "cpu",
         return GradeRun(error_results(message, time.monotonic() - start), [], timings, True)
     stdout = session.sandbox.output_text(limit=2000)
     session.close()
-    sections = []
+    sections = list(device_notes)
     load_summary = session.report.summary()
     if load_summary:
         sections.append("Problems while loading your notebook:\n" + load_summary)

@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 
 from .checks import CheckFailure
-from .session import (StudentCodeError, StudentCrash, StudentNamespace, StudentSession,
-                      StudentTimeout)
+from .session import (LocalFactory, StudentCodeError, StudentCrash, StudentNamespace,
+                      StudentSession, StudentTimeout, WorkerFactory)
 
 VISIBILITY_MARKERS = ("visible", "hidden", "after_due_date", "after_published")
 
@@ -91,7 +91,8 @@ def _marker_arg(item, name, default):
 class GradingPlugin:
     def __init__(self, session: StudentSession | None, reference, *, default_time_limit: float,
                  total_time_limit: float, default_visibility: str = "visible",
-                 student_override=None, digits_loader=None, time_limit_cap=None):
+                 student_override=None, digits_loader=None, time_limit_cap=None,
+                 device: str = "cpu"):
         self.session = session
         self.reference_module = reference
         self.default_time_limit = default_time_limit
@@ -100,6 +101,7 @@ class GradingPlugin:
         self.student_override = student_override  # in-process mode: the reference itself
         self.digits_loader = digits_loader
         self.time_limit_cap = time_limit_cap
+        self.device_name = device
         self.outcomes: dict[str, Outcome] = {}
         self.order: list[str] = []
         self.started = time.monotonic()
@@ -141,6 +143,18 @@ class GradingPlugin:
         credit = PartialCredit()
         request.node._dlgrade_partial = credit
         return credit
+
+    @pytest.fixture
+    def device(self):
+        """"cpu" or "cuda": where tests put tensors and student models (``model.to(device)``)."""
+        return self.device_name
+
+    @pytest.fixture
+    def make(self):
+        """Build a trusted object (optimizer, model copy, data sampler) next to the student's."""
+        if self.student_override is not None:
+            return LocalFactory()
+        return WorkerFactory(self.session)
 
     @pytest.fixture
     def digits(self):

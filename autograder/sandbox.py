@@ -52,6 +52,9 @@ class SandboxConfig:
     isolate_user: bool = True
     namespaces: bool = True
     python: str = sys.executable
+    # "cuda": the worker may use the GPU. CUDA reserves huge virtual ranges, so memory is
+    # capped with RLIMIT_DATA instead of RLIMIT_AS there.
+    device: str = "cpu"
 
 
 def _other_can_execute(path: str) -> bool:
@@ -137,7 +140,7 @@ class Sandbox:
             "python": self.config.python, "worker": str(self.workdir / "worker.py"),
             "home": str(self.home), "hide": self.config.hide,
             "fd_in": req_r, "fd_out": resp_w, "namespaces": self.config.namespaces,
-            "uid": self.uid, "gid": self.uid,
+            "uid": self.uid, "gid": self.uid, "device": self.config.device,
             **vars(self.config.limits),
         }
         self.proc = subprocess.Popen(

@@ -182,6 +182,28 @@ class StudentSession:
         return value
 
 
+class WorkerFactory:
+    """``make("torch.optim.Adam", model.parameters(), lr=1e-3)``: a trusted object (optimizer,
+    copy, data sampler; see ``worker.trusted_factory``) built inside the student's worker."""
+
+    def __init__(self, session: StudentSession):
+        self._session = session
+
+    def __call__(self, factory: str, *args, **kwargs):
+        return self._session.request(
+            "make", {"factory": factory, "args": list(args), "kwargs": kwargs},
+            f"building {factory}")
+
+
+class LocalFactory:
+    """In-process stand-in for WorkerFactory."""
+
+    def __call__(self, factory: str, *args, **kwargs):
+        from .worker import trusted_factory
+
+        return trusted_factory(factory)(*args, **kwargs)
+
+
 class StudentFunction:
     """A name in the student's notebook; calling it runs it in the worker."""
 
