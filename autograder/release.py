@@ -1,8 +1,14 @@
 """Build the student's notebook from the instructor's master: one source for both."""
 from __future__ import annotations
 
+import ast
 import copy
+import os
 import re
+import shutil
+import stat
+import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
@@ -80,3 +86,172 @@ def write_master(nb: nbformat.NotebookNode, out: Path) -> None:
     nbformat.validate(nb)
     nbformat.write(nb, out)
     print(f"wrote {out}")
+
+
+# ---- a full release: the student folder and Gradescope's autograder.zip -------------------
+#
+# One source for both: the master notebook. The student folder gets the skeleton and what
+# `check("name")` needs on the student's own machine (the public checks and the few engine
+# modules they import); the zip gets the whole engine, the hidden tests and the master.
+
+SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+# The student copy of the engine starts from these modules and follows their imports.
+STUDENT_SEEDS = ("__init__", "public", "checks", "data")
+# Grader-side modules the public checks reach only for a path: replaced by a stub that
+# points at the checks bundled in the student folder.
+STUDENT_STUBS = {
+    "assignment": '''"""Student copy of dlgrade: where the bundled public checks are.
+
+The grader's version of this module (hidden tests, solutions, limits) is not released."""
+from pathlib import Path
+
+ASSIGNMENTS_DIR = Path(__file__).resolve().parent / "assignments"
+''',
+}
+# Never shipped in the zip: known mistakes are written as edits of the solution.
+ZIP_EXCLUDE = {"mutants.py"}
+JUNK = {"__pycache__", ".ipynb_checkpoints", ".pytest_cache"}
+ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # fixed, so that rebuilding gives an identical zip
+
+STUDENT_README = """\
+# {title}
+
+Open `{name}.ipynb` in Jupyter from this folder and fill in every
+`raise NotImplementedError("not implemented yet")`.
+
+`check("function_name")` in the notebook runs the public checks for one function on your
+own machine. They use hand-computable values and numerical gradients only: passing them
+is a good sign, not a guarantee. The hidden tests that decide your grade run when you
+submit the notebook on Gradescope. Keep the `autograder/` folder next to the notebook.
+"""
+
+
+@dataclass
+class Release:
+    student: Path
+    autograder_zip: Path
+    files: list[str]  # the student folder's files, relative to it
+
+
+def _engine_dir() -> Path:
+    return Path(__file__).resolve().parent
+
+
+def engine_imports(path: Path) -> set[str]:
+    """Sibling modules of the engine that ``path`` imports (relative or ``autograder.X``)."""
+    tree = ast.parse(path.read_text(), str(path))
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            if node.level == 1:
+                if node.module:
+                    found.add(node.module.split(".")[0])
+                else:
+                    found.update(alias.name for alias in node.names)
+            elif node.level == 0 and node.module and node.module.split(".")[0] == "autograder":
+                parts = node.module.split(".")
+                if len(parts) > 1:
+                    found.add(parts[1])
+                else:
+                    found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                parts = alias.name.split(".")
+                if parts[0] == "autograder" and len(parts) > 1:
+                    found.add(parts[1])
+    engine = _engine_dir()
+    return {name for name in found if (engine / f"{name}.py").exists()}
+
+
+def student_modules(public_checks: Path) -> list[str]:
+    """The engine modules the student copy needs: the seeds and everything they import."""
+    engine = _engine_dir()
+    todo = list(STUDENT_SEEDS) + sorted(engine_imports(public_checks)) \
+        if public_checks.exists() else list(STUDENT_SEEDS)
+    seen: set[str] = set()
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        if name not in STUDENT_STUBS:
+            todo += sorted(engine_imports(engine / f"{name}.py") - seen)
+    return sorted(seen)
+
+
+def _check_name(name: str) -> None:
+    if not SAFE_NAME.match(name):
+        raise ReleaseError(f"assignment name {name!r}: use letters, digits, '_', '.' and '-'")
+
+
+def build_student_folder(assignment, master: nbformat.NotebookNode, out: Path) -> list[str]:
+    """``out`` (replaced whole): skeleton notebook, README, and a small ``autograder`` package
+    with the public checks, so that ``from autograder import check`` works there."""
+    if out.exists():
+        shutil.rmtree(out)
+    package = out / "autograder"
+    (package / "assignments" / assignment.name).mkdir(parents=True)
+    nbformat.write(make_skeleton(master), out / f"{assignment.name}.ipynb")
+    (out / "README.md").write_text(STUDENT_README.format(
+        title=assignment.title or assignment.name, name=assignment.name))
+    public_checks = assignment.directory / "public_checks.py"
+    for name in student_modules(public_checks):
+        target = package / f"{name}.py"
+        if name in STUDENT_STUBS:
+            target.write_text(STUDENT_STUBS[name])
+        else:
+            shutil.copyfile(_engine_dir() / f"{name}.py", target)
+    if public_checks.exists():
+        shutil.copyfile(public_checks,
+                        package / "assignments" / assignment.name / "public_checks.py")
+    return sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+
+
+def autograder_zip_members(assignment) -> list[tuple[str, bytes, int]]:
+    """(name in the zip, content, mode) for Gradescope's autograder.zip."""
+    from .gradescope import run_script, setup_script
+
+    project = _engine_dir().parent
+    members = [("setup.sh", setup_script(assignment.name).encode(), 0o755),
+               ("run_autograder", run_script(assignment.name).encode(), 0o755)]
+    for name in ("pyproject.toml", "constraints.txt", "README.md"):
+        path = project / name
+        if not path.exists():
+            raise ReleaseError(f"{path} is missing: release from a checkout of dlgrade")
+        members.append((name, path.read_bytes(), 0o644))
+    for path in sorted(_engine_dir().glob("*.py")):
+        members.append((f"autograder/{path.name}", path.read_bytes(), 0o644))
+    for path in sorted(assignment.directory.rglob("*")):
+        rel = path.relative_to(assignment.directory)
+        if (not path.is_file() or path.is_symlink() or path.name in ZIP_EXCLUDE
+                or path.suffix == ".pyc" or any(p in JUNK or p.startswith(".") for p in rel.parts)):
+            continue
+        members.append((f"assignments/{assignment.name}/{rel.as_posix()}", path.read_bytes(),
+                        0o644))
+    members.append((f"solutions/{assignment.name}.ipynb", assignment.master.read_bytes(), 0o644))
+    return members
+
+
+def write_zip(members: list[tuple[str, bytes, int]], out: Path) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data, mode in members:
+            info = zipfile.ZipInfo(name, date_time=ZIP_DATE)
+            info.create_system = 3  # unix: unzip keeps the modes (run_autograder is executable)
+            info.external_attr = (stat.S_IFREG | mode) << 16
+            info.compress_type = zipfile.ZIP_DEFLATED
+            zf.writestr(info, data)
+    os.replace(tmp, out)
+
+
+def build_release(assignment, out_dir: Path) -> Release:
+    """``out_dir/student/`` and ``out_dir/autograder.zip``, both from the master notebook."""
+    _check_name(assignment.name)
+    if assignment.master is None or not assignment.master.exists():
+        raise ReleaseError(f"{assignment.name}: no master notebook at {assignment.master}")
+    master = nbformat.read(assignment.master, as_version=4)
+    out_dir = Path(out_dir)
+    files = build_student_folder(assignment, master, out_dir / "student")
+    write_zip(autograder_zip_members(assignment), out_dir / "autograder.zip")
+    return Release(out_dir / "student", out_dir / "autograder.zip", files)

@@ -1,0 +1,222 @@
+"""Gradescope: the per-submission entry point behind ``run_autograder``, and the two scripts
+that ``dlgrade release NAME --out DIR`` puts at the root of ``autograder.zip``.
+
+Gradescope's layout, under ROOT (``/autograder``, or ``$DLGRADE_AUTOGRADER_ROOT`` for tests)::
+
+    ROOT/source/                    the extracted autograder.zip: engine, hidden tests, master
+    ROOT/submission/                the student's files
+    ROOT/submission_metadata.json   who submitted, when (optional here)
+    ROOT/results/results.json       what must exist when we are done, whatever happened
+
+``setup.sh`` runs once, as root, when Gradescope builds the image (Ubuntu 22.04). It installs
+the interpreter and the libraries into a venv under /opt that every uid may read and execute
+(the sandbox uid must run the worker's interpreter), and makes ``source/`` root-only: inside
+Docker the grader usually cannot hide paths with mount namespaces, so file modes are what
+keeps the sandbox uid away from the hidden tests and the master solution.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import stat
+import sys
+import time
+import traceback
+from pathlib import Path
+
+ROOT_ENV = "DLGRADE_AUTOGRADER_ROOT"
+DEFAULT_ROOT = "/autograder"
+VENV_DIR = "/opt/dlgrade/venv"
+# Folders that editors and archivers create next to the real files: never a submission.
+JUNK_DIRS = {".ipynb_checkpoints", "__MACOSX", "__pycache__", ".git"}
+
+
+class SubmissionError(Exception):
+    """The submission holds no single notebook to grade; the message tells the student why."""
+
+
+def find_notebook(folder: Path) -> Path:
+    """The one ``.ipynb`` in ``folder`` (any name, any depth), or a SubmissionError.
+
+    Symlinks are never followed or graded: one pointing at the hidden tests would otherwise be
+    read by the grader, which runs as root.
+    """
+    found, others, links = [], [], []
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=False):
+        dirnames[:] = sorted(d for d in dirnames if d not in JUNK_DIRS and not d.startswith("."))
+        for name in sorted(filenames):
+            path = Path(dirpath) / name
+            rel = path.relative_to(folder).as_posix()
+            if name.startswith("."):  # macOS "._x.ipynb" resource forks, editor swap files
+                continue
+            mode = os.lstat(path).st_mode
+            if stat.S_ISLNK(mode):
+                links.append(rel)
+            elif not stat.S_ISREG(mode):
+                continue
+            elif name.lower().endswith(".ipynb"):
+                found.append(path)
+            else:
+                others.append(rel)
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        seen = ", ".join((others + links)[:10]) or "nothing"
+        extra = f" (symbolic links are ignored: {', '.join(links[:5])})" if links else ""
+        raise SubmissionError(
+            f"No Jupyter notebook (.ipynb file) was found in your submission; it contains: "
+            f"{seen}{extra}. Upload the .ipynb file saved by Jupyter (File > Download > .ipynb).")
+    names = ", ".join(p.relative_to(folder).as_posix() for p in found[:10])
+    raise SubmissionError(
+        f"Your submission contains {len(found)} notebooks ({names}); it is not clear which one "
+        "to grade. Submit exactly one .ipynb file.")
+
+
+def submission_label(root: Path) -> str:
+    """``submission 123 by Ada Lovelace`` from Gradescope's metadata, when it is there."""
+    try:
+        meta = json.loads((root / "submission_metadata.json").read_text())
+        users = meta.get("users", [])
+        names = ", ".join(str(u.get("name") or u.get("email") or "?") for u in users)
+        return f"submission {meta.get('id', '?')}" + (f" by {names}" if names else "")
+    except (OSError, ValueError, AttributeError, TypeError):
+        return "submission"
+
+
+def lock_down(source: Path) -> None:
+    """Root only: the sandbox uid must not read hidden tests or solutions (setup.sh does this
+    too; repeating it costs nothing and covers a source folder copied in by hand)."""
+    if os.geteuid() == 0:
+        os.chmod(source, 0o700)
+
+
+def load_zip_assignment(source: Path, name: str):
+    from .assignment import load_assignment
+
+    assignment = load_assignment(str(source / "assignments" / name))
+    bundled = source / "solutions" / f"{name}.ipynb"
+    if (assignment.master is None or not assignment.master.exists()) and bundled.exists():
+        assignment.master = bundled
+    return assignment
+
+
+def grade_submission(root: Path, name: str, *, device: str = "cpu"):
+    """Grade ROOT/submission; returns (Results, exit code). May raise on grader failure."""
+    from .grade import grade_notebook
+    from .results import error_results
+
+    source = root / "source"
+    lock_down(source)
+    assignment = load_zip_assignment(source, name)
+    try:
+        notebook = find_notebook(root / "submission")
+    except SubmissionError as exc:
+        return error_results(str(exc)), 0
+    engine = Path(__file__).resolve().parent
+    print(f"dlgrade: grading {submission_label(root)}: {notebook.name} ({assignment.name}, "
+          f"engine {engine})", flush=True)
+    run = grade_notebook(notebook, assignment, device=device)
+    graded = f"Graded notebook: {notebook.relative_to(root / 'submission').as_posix()}"
+    run.results.output = graded + ("\n\n" + run.results.output if run.results.output else "")
+    return run.results, (3 if run.grader_error else 0)
+
+
+def run(root: Path, name: str, *, device: str = "cpu") -> int:
+    """Always leaves a valid results.json; exit 3 marks a grader failure."""
+    from .results import error_results, write_results
+
+    start = time.monotonic()
+    try:
+        results, code = grade_submission(root, name, device=device)
+    except BaseException as exc:  # noqa: BLE001 - the results file must exist whatever happened
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        message = ("GRADER ERROR (not a problem with your submission; please tell the "
+                   "instructor):\n" + traceback.format_exc()[-3000:])
+        results, code = error_results(message, time.monotonic() - start), 3
+    write_results(results, root / "results" / "results.json")
+    print(f"dlgrade: {results.score:g} / {results.max_score:g} points "
+          f"in {time.monotonic() - start:.1f} s", flush=True)
+    return code
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m autograder.gradescope",
+                                     description="grade /autograder/submission for Gradescope")
+    parser.add_argument("--assignment", required=True, help="assignment name inside the zip")
+    parser.add_argument("--root", default=os.environ.get(ROOT_ENV, DEFAULT_ROOT))
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    args = parser.parse_args(argv)
+    return run(Path(args.root), args.assignment, device=args.device)
+
+
+# ---- the scripts at the root of autograder.zip ------------------------------------------
+
+SETUP_SH = """\
+#!/usr/bin/env bash
+# Gradescope runs this once, as root, when it builds the autograder image (Ubuntu 22.04),
+# with autograder.zip extracted to /autograder/source. Generated by `dlgrade release`.
+set -euo pipefail
+ROOT="${DLGRADE_AUTOGRADER_ROOT:-/autograder}"
+SOURCE="$ROOT/source"
+VENV="${DLGRADE_VENV:-%(venv)s}"
+# Extra pip options, e.g. a local wheel folder: DLGRADE_PIP_ARGS="--find-links /wheels".
+PIP_ARGS="${DLGRADE_PIP_ARGS:---extra-index-url https://download.pytorch.org/whl/cpu}"
+
+if ! command -v python3.11 >/dev/null 2>&1; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update
+    apt-get install -y --no-install-recommends python3.11 python3.11-venv
+fi
+
+# The venv sits outside /autograder and outside root's home: the sandbox uid must be able
+# to execute the interpreter and import numpy/torch. The CPU build of torch is pinned by
+# constraints.txt (the default wheel pulls several GB of CUDA libraries).
+umask 022
+python3.11 -m venv "$VENV"
+"$VENV/bin/pip" install --no-cache-dir -q --upgrade pip
+# shellcheck disable=SC2086
+"$VENV/bin/pip" install --no-cache-dir -q $PIP_ARGS -c "$SOURCE/constraints.txt" "$SOURCE"
+chmod -R a+rX "$VENV"
+
+# Hidden tests and the master solution: root only. The grader refuses to grade when the
+# sandbox uid can read them.
+chown -R root:root "$SOURCE"
+chmod 700 "$SOURCE"
+"$VENV/bin/python" -c "import numpy, sklearn, torch, nbformat, pytest"
+echo "dlgrade autograder for %(name)s installed in $VENV"
+"""
+
+RUN_AUTOGRADER = """\
+#!/usr/bin/env bash
+# Gradescope runs this as root, once per submission. It always leaves results.json.
+# Generated by `dlgrade release`; the grader code is the copy in $ROOT/source.
+ROOT="${DLGRADE_AUTOGRADER_ROOT:-/autograder}"
+PYTHON="${DLGRADE_PYTHON:-%(venv)s/bin/python}"
+RESULTS="$ROOT/results/results.json"
+mkdir -p "$ROOT/results"
+rm -f "$RESULTS"
+cd "$ROOT/source" 2>/dev/null || cd /
+PYTHONPATH="$ROOT/source" DLGRADE_AUTOGRADER_ROOT="$ROOT" \\
+    "$PYTHON" -m autograder.gradescope --assignment %(name)s
+status=$?
+if [ ! -s "$RESULTS" ]; then
+    # The grader could not even start (missing interpreter, broken install).
+    message="GRADER ERROR: the autograder failed to start (exit $status); tell the instructor."
+    printf '{"score": 0, "output": "%%s", "tests": []}\\n' "$message" > "$RESULTS"
+fi
+exit "$status"
+"""
+
+
+def setup_script(name: str) -> str:
+    return SETUP_SH % {"name": name, "venv": VENV_DIR}
+
+
+def run_script(name: str) -> str:
+    return RUN_AUTOGRADER % {"name": name, "venv": VENV_DIR}
+
+
+if __name__ == "__main__":
+    sys.exit(main())
