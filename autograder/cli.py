@@ -52,15 +52,42 @@ def cmd_grade(args) -> int:
 
 
 def cmd_release(args) -> int:
-    from .release import write_skeleton
+    from .release import ReleaseError, build_release, write_skeleton
 
     assignment = load_assignment(args.assignment)
-    out = Path(args.out) if args.out else assignment.skeleton
-    if out.suffix != ".ipynb":
-        out = out / f"{assignment.name}.ipynb"
-    write_skeleton(assignment.master, out)
-    print(f"student notebook written to {out}")
+    if args.out is None or Path(args.out).suffix == ".ipynb":
+        # Only the student notebook: in place, or at the given path.
+        out = Path(args.out) if args.out else assignment.skeleton
+        write_skeleton(assignment.master, out)
+        print(f"student notebook written to {out}")
+        return 0
+    try:
+        release = build_release(assignment, Path(args.out))
+    except ReleaseError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"student folder:  {release.student}  ({len(release.files)} files)")
+    print(f"Gradescope zip:  {release.autograder_zip}")
     return 0
+
+
+def cmd_batch(args) -> int:
+    from .batch import BatchError, run_batch
+
+    console = Console(stderr=True)
+    try:
+        summary = run_batch(Path(args.submissions), args.assignment, Path(args.out),
+                            jobs=args.jobs, docker=args.docker, device=args.device,
+                            timeout=args.timeout, progress=not args.quiet, console=console)
+    except (BatchError, AssignmentError) as exc:
+        console.print(f"[red]error:[/] {escape(str(exc))}")
+        return 2
+    console.print(f"{summary.total} submissions: {summary.graded} graded now, "
+                  f"{summary.skipped} already graded, {summary.grader_errors} grader errors "
+                  f"({summary.seconds:.1f} s)", highlight=False)
+    console.print(f"grades written to {summary.csv}", highlight=False)
+    # Exit 3: some submissions hit a grader error; running the batch again retries them.
+    return 3 if summary.grader_errors else 0
 
 
 def cmd_audit(args) -> int:
@@ -85,10 +112,25 @@ def main(argv=None) -> int:
     g.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     g.add_argument("--quiet", "-q", action="store_true")
     g.set_defaults(func=cmd_grade)
-    r = sub.add_parser("release", help="build the student notebook from the master")
+    r = sub.add_parser("release", help="build the student release and Gradescope's zip "
+                       "from the master")
     r.add_argument("assignment")
-    r.add_argument("--out", help="output notebook or folder (default: the assignment folder)")
+    r.add_argument("--out", help="a folder: write FOLDER/student/ and FOLDER/autograder.zip; "
+                   "a path ending in .ipynb: only the student notebook (default: rewrite the "
+                   "notebook in the assignment folder)")
     r.set_defaults(func=cmd_release)
+    b = sub.add_parser("batch", help="grade a folder of notebooks or a Gradescope export zip")
+    b.add_argument("submissions", help="folder of notebooks (or of one folder per student), "
+                   "or Gradescope's 'export submissions' zip")
+    b.add_argument("--assignment", "-a", required=True, help="bundled name or folder path")
+    b.add_argument("--out", required=True, help="output folder (reuse it to resume)")
+    b.add_argument("--jobs", "-j", type=int, default=1, help="submissions graded at once")
+    b.add_argument("--docker", metavar="IMAGE", help="grade each submission in this image")
+    b.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    b.add_argument("--timeout", type=float, help="wall-clock seconds per submission "
+                   "(default: the assignment's budget plus a margin)")
+    b.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    b.set_defaults(func=cmd_batch)
     a = sub.add_parser("audit", help="prove the hidden suite: reference, skeleton, mutants, reruns")
     a.add_argument("assignment")
     a.add_argument("--reruns", type=int, default=3)
