@@ -37,6 +37,8 @@ class Assignment:
     limits: Limits = field(default_factory=Limits)
     master: Path | None = None
     min_mutants: int = 15
+    # Code run in the worker before every notebook cell (otter's intercell seeding).
+    cell_prefix: str = ""
 
     @property
     def tests_dir(self) -> Path:

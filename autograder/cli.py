@@ -102,6 +102,26 @@ def cmd_audit(args) -> int:
     return 0 if report.ok else 1
 
 
+def cmd_import_otter(args) -> int:
+    from .otter_import import OtterImportError, import_otter
+
+    console = Console()
+    try:
+        with console.status("importing (the self-check grades the master and the student "
+                            "notebook)" if not args.no_check else "importing"):
+            result = import_otter(Path(args.master), Path(args.out), name=args.name,
+                                  mode=args.mode, case_time_limit=args.time_limit,
+                                  self_check=not args.no_check, force=args.force)
+    except OtterImportError as exc:
+        console.print(f"[red]error:[/] {escape(str(exc))}")
+        return 2
+    console.print(result.report, markup=False, highlight=False, soft_wrap=True)
+    console.print(f"assignment written to {result.directory} (report: "
+                  f"{result.directory / 'otter-import-report.md'})")
+    # Non-zero when the master fails its own converted tests: the conversion needs a look.
+    return 0 if result.ok else 1
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="dlgrade", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -135,6 +155,20 @@ def main(argv=None) -> int:
     a.add_argument("assignment")
     a.add_argument("--reruns", type=int, default=3)
     a.set_defaults(func=cmd_audit)
+    o = sub.add_parser("import-otter", help="convert an otter-grader master notebook into an "
+                       "assignment folder")
+    o.add_argument("master", help="the otter master notebook")
+    o.add_argument("--out", required=True, help="the assignment folder to write")
+    o.add_argument("--name", help="assignment name (default: the folder's name)")
+    o.add_argument("--mode", choices=["auto", "all", "definitions"], default="auto",
+                   help="which notebook code grading runs (auto: 'definitions' unless the "
+                   "tests use values computed at the top level)")
+    o.add_argument("--time-limit", type=float, default=10.0,
+                   help="seconds of student code per test case")
+    o.add_argument("--no-check", action="store_true",
+                   help="skip grading the master and the student notebook after converting")
+    o.add_argument("--force", action="store_true", help="overwrite a non-empty folder")
+    o.set_defaults(func=cmd_import_otter)
     args = parser.parse_args(argv)
     return args.func(args)
 

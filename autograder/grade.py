@@ -89,7 +89,7 @@ def grade_notebook(path: Path, assignment: Assignment, *, device: str = "cpu",
     session = StudentSession(code.cells, mode=assignment.mode,
                              forbidden=assignment.forbidden_imports, assignment=assignment.name,
                              sandbox_config=config, load_time_limit=assignment.load_time_limit,
-                             notes=code.notes)
+                             notes=code.notes, cell_prefix=assignment.cell_prefix)
     try:
         t0 = time.monotonic()
         session.start(probe_paths=assignment.secret_paths)

@@ -65,8 +65,10 @@ class StudentSession:
     """Owns the worker for one submission; restarts it (and reloads the code) after a crash."""
 
     def __init__(self, cells, *, mode: str, forbidden: list[str], assignment: str,
-                 sandbox_config: SandboxConfig, load_time_limit: float = 30.0, notes=()):
+                 sandbox_config: SandboxConfig, load_time_limit: float = 30.0, notes=(),
+                 cell_prefix: str = ""):
         self.cells = cells
+        self.cell_prefix = cell_prefix
         self.mode = mode
         self.forbidden = forbidden
         self.assignment = assignment
@@ -104,7 +106,7 @@ class StudentSession:
                 reply = self.sandbox.request(
                     "load", {"cells": [(number, code)], "mode": self.mode,
                              "forbidden": self.forbidden if index == 0 else [],
-                             "assignment": self.assignment},
+                             "assignment": self.assignment, "prefix": self.cell_prefix},
                     self.load_time_limit)
             except WorkerError as exc:
                 self.bad_cells.add(number)
@@ -245,6 +247,11 @@ class StudentNamespace:
     def value(self, name: str):
         return self._session.request("get", {"target": {"name": name}}, name)
 
+    def exec_cell(self, source: str, what: str = "the test cell"):
+        """Run trusted test code in the student's namespace like a notebook cell (otter's
+        doctest cases): ``{"printed", "kind", "value" or "text"}``, compared by the caller."""
+        return self._session.request("exec_cell", {"source": source}, what)
+
 
 class StudentObject:
     """An object living in the worker. Attribute reads fetch plain data; writes send it."""
@@ -316,3 +323,9 @@ class LocalNamespace:
 
     def value(self, name: str):
         return getattr(self._module, name)
+
+    def exec_cell(self, source: str, what: str = "the test cell"):
+        from .worker import run_cell
+
+        printed, has_value, value = run_cell(source, self._module.__dict__)
+        return {"printed": printed, "kind": "plain" if has_value else "none", "value": value}

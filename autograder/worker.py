@@ -241,6 +241,51 @@ def _stub_modules():
     sys.modules["otter"] = otter
 
 
+MAX_CELL_TEXT = 200_000
+
+
+def run_cell(source: str, namespace: dict, filename: str = "<test cell>"):
+    """Run a cell of test code in ``namespace`` as Jupyter runs a cell: every statement in order,
+    the value of a trailing expression (not ending in ``;``) kept instead of displayed.
+
+    Returns ``(printed text, has_value, value)``. Used for converted otter test cells: the
+    grader formats and compares the value itself.
+    """
+    import contextlib
+
+    tree = compile(source, filename, "exec", ast.PyCF_ONLY_AST)
+    last = None
+    if tree.body and isinstance(tree.body[-1], ast.Expr):
+        stmt = tree.body[-1]
+        rest = source.splitlines()[stmt.end_lineno - 1][stmt.end_col_offset:]
+        if not rest.lstrip().startswith(";"):
+            last = ast.Expression(tree.body.pop().value)
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        exec(compile(tree, filename, "exec"), namespace)
+        value = eval(compile(last, filename, "eval"), namespace) if last is not None else None
+    return printed.getvalue(), last is not None and value is not None, value
+
+
+def _shown_by_worker(value, depth: int = 0) -> bool:
+    """Values whose display text only the worker can produce: not plain data, or torch tensors
+    whose repr carries what the wire drops (``grad_fn``, the device)."""
+    try:
+        encode_tree(value, [])
+    except Unencodable:
+        return True
+    torch = sys.modules.get("torch")
+    if torch is None or depth > MAX_DEPTH:
+        return False
+    if type(value) in (torch.Tensor, torch.nn.Parameter):
+        return value.requires_grad or value.device.type != "cpu"
+    if type(value) in (list, tuple):
+        return any(_shown_by_worker(v, depth + 1) for v in value)
+    if type(value) is dict:
+        return any(_shown_by_worker(v, depth + 1) for v in value.values())
+    return False
+
+
 def _row_sampler(data):
     """``sampler(batch_size, generator)``: rows of ``data`` drawn with replacement."""
     import torch
@@ -310,7 +355,9 @@ class Worker:
         return encode_tree(value, buffers, self.make_handle)
 
     # ---- operations ----------------------------------------------------------------
-    def op_load(self, cells, mode, forbidden, assignment):
+    def op_load(self, cells, mode, forbidden, assignment, prefix=""):
+        """``prefix``: the assignment's code run before every cell (e.g. otter's intercell
+        seeding), whatever the mode."""
         import numpy  # noqa: F401  (warm the import so student time is theirs)
 
         builtins.get_ipython = lambda: _IPythonStub()
@@ -330,6 +377,13 @@ class Worker:
                 problems.append({"cell": index, "kind": type(exc).__name__,
                                  "message": _one_line(exc), "line": getattr(exc, "lineno", None)})
                 continue
+            if prefix:
+                try:
+                    exec(compile(prefix, "<cell prefix>", "exec"), self.namespace)
+                except Exception as exc:  # noqa: BLE001 - the student may have broken its imports
+                    problems.append({"cell": index, "kind": type(exc).__name__,
+                                     "message": f"the assignment's cell prefix failed: "
+                                                f"{_one_line(exc)}", "line": None})
             for stmt in tree.body:
                 if mode == "definitions" and not _keep_definition(stmt):
                     if isinstance(stmt, (ast.Assign, ast.AnnAssign, ast.AugAssign, ast.For,
@@ -419,6 +473,31 @@ class Worker:
             if self.device == "cuda":
                 torch.use_deterministic_algorithms(True, warn_only=True)
                 torch.backends.cudnn.benchmark = False
+
+    def op_exec_cell(self, source, filename="<test cell>"):
+        """Run a converted otter test cell (instructor code) here, in the student's namespace.
+
+        Plain results travel as data and the grader formats them itself; numpy scalars are
+        flagged so the grader rebuilds the scalar, not a 0-d array. Only values that cannot
+        travel are shown with their own repr here. The expected output never comes here.
+        """
+        printed, has_value, value = run_cell(source, self.namespace, filename)
+        reply = {"printed": printed[-MAX_CELL_TEXT:], "kind": "none"}
+        if not has_value:
+            return reply
+        if _shown_by_worker(value):
+            try:
+                text = repr(value)
+            except Exception as exc:  # noqa: BLE001 - a student __repr__ may raise anything
+                text = f"<repr failed: {type(exc).__name__}: {_one_line(exc)}>"
+            if type(text) is not str:
+                text = "<repr did not return a str>"
+            reply.update(kind="text", text=text[:MAX_CELL_TEXT])
+            return reply
+        numpy = sys.modules.get("numpy")
+        scalar = numpy is not None and isinstance(value, numpy.generic)
+        reply.update(kind="scalar" if scalar else "plain", value=value)
+        return reply
 
     def op_release(self, handles):
         for hid in handles:

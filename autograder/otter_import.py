@@ -1,0 +1,1277 @@
+"""Coming from otter-grader: import an otter master notebook, and run its converted tests.
+
+``dlgrade import-otter MASTER.ipynb --out DIR`` reads otter's master-notebook format (raw
+``# BEGIN/END QUESTION|SOLUTION|TESTS|PROMPT`` cells, in-cell ``# BEGIN/END SOLUTION``,
+``# SOLUTION``, ``# SEED``, ``# HIDDEN``, ``# IGNORE``, ``TEST CONFIG`` and ``ASSIGNMENT CONFIG``
+YAML) and writes a dlgrade assignment folder: ``assignment.toml``, the master notebook
+(``master/NAME.ipynb``), the student notebook, hidden tests (``tests/test_NAME.py``) and
+public checks. Whatever it cannot convert is listed line by line in the report.
+
+The converted tests run in dlgrade's trusted grader, never in the student's process:
+
+- a doctest-style case (a test cell and the output it showed in the master) runs its cell in
+  the student's worker, as a notebook would; the value of the last expression comes back as
+  plain data and is formatted and compared here, so the expected output never reaches the
+  student's process. Only values that cannot travel (the student's own objects) are shown with
+  their own ``repr``, and such a value never matches an expected plain literal (``True``, ``4``).
+- an exception-style case (``def test_q1(x): assert ...``) runs here; its arguments are the
+  notebook's values of the same names, fetched from the worker (functions and objects are
+  proxies that call into the worker), so every comparison happens in the grader.
+
+Otter's grading weaknesses are not inherited: no test code runs next to the student's, nothing
+is unpickled, and every case has a time limit.
+
+The runtime half of this module (``DoctestCase``, ``FunctionCase``, ``run_question``,
+``run_public_cases``) is imported by the generated tests and public checks.
+"""
+from __future__ import annotations
+
+import ast
+import builtins
+import copy
+import inspect
+import json
+import linecache
+import re
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+# =============================================================================================
+# Runtime: the converted test cases
+# =============================================================================================
+
+
+@dataclass(frozen=True)
+class DoctestCase:
+    """An otter doctest-style case: a test cell and the output it showed in the master."""
+
+    name: str
+    source: str
+    want: str
+    points: float = 1.0
+    success_message: str | None = None
+    failure_message: str | None = None
+
+
+@dataclass(frozen=True)
+class FunctionCase:
+    """An otter exception-style case: a function whose arguments are notebook values."""
+
+    name: str
+    function: Callable
+    points: float = 1.0
+    success_message: str | None = None
+    failure_message: str | None = None
+
+
+def normalise_output(text: str) -> str:
+    """Otter compares output as text; trailing spaces and surrounding blank lines don't count."""
+    return "\n".join(line.rstrip() for line in text.strip().splitlines())
+
+
+def _plain_literal(want: str) -> bool:
+    """Whether the expected output is a Python literal such as ``True``, ``4`` or ``(2, 3)``."""
+    try:
+        ast.literal_eval(want.strip())
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return False
+    return bool(want.strip())
+
+
+def _from_wire(value):
+    """Grader-side values for what the worker sent: tensors become torch tensors again."""
+    from .wire import TensorValue
+
+    if isinstance(value, TensorValue):
+        import torch
+
+        return torch.from_numpy(value.array.copy()).requires_grad_(value.requires_grad)
+    if type(value) is list:
+        return [_from_wire(v) for v in value]
+    if type(value) is tuple:
+        return tuple(_from_wire(v) for v in value)
+    if type(value) is dict:
+        return {k: _from_wire(v) for k, v in value.items()}
+    return value
+
+
+def display_text(value) -> str:
+    """What Jupyter shows for a value (``text/plain``): IPython's pretty printer."""
+    try:
+        from IPython.lib.pretty import pretty
+    except ImportError:  # a student machine without IPython
+        return repr(value)
+    return pretty(value)
+
+
+def shown_output(reply) -> tuple[str, str]:
+    """``(text the cell showed, how its value was shown)`` from an ``exec_cell`` reply, which
+    comes from the untrusted worker: every field is checked before use."""
+    if type(reply) is not dict or type(reply.get("printed")) is not str:
+        raise ValueError("malformed reply")
+    kind = reply.get("kind")
+    if kind == "none":
+        return reply["printed"], kind
+    if kind == "text":
+        if type(reply.get("text")) is not str:
+            raise ValueError("malformed reply")
+        return reply["printed"] + reply["text"], kind
+    if kind == "scalar":
+        import numpy as np
+
+        value = reply.get("value")
+        if type(value) is not np.ndarray or value.ndim != 0:
+            raise ValueError("malformed reply")
+        return reply["printed"] + display_text(value[()]), kind
+    if kind == "plain":
+        from .session import StudentObject
+
+        value = _from_wire(reply.get("value"))
+        if _contains(value, StudentObject):
+            raise ValueError("malformed reply")
+        return reply["printed"] + display_text(value), kind
+    raise ValueError("malformed reply")
+
+
+def _contains(value, kind, depth=0) -> bool:
+    if isinstance(value, kind):
+        return True
+    if depth > 40:
+        return False
+    if type(value) in (list, tuple):
+        return any(_contains(v, kind, depth + 1) for v in value)
+    if type(value) is dict:
+        return any(_contains(v, kind, depth + 1) for v in value.values())
+    return False
+
+
+def compare_output(got: str, want: str, kind: str) -> str | None:
+    """None if the output matches, else what to tell the student."""
+    if normalise_output(got) == normalise_output(want):
+        if kind == "text" and _plain_literal(want):
+            return ("the value shown is an object of the notebook's own making whose text "
+                    f"happens to read {want.strip()[:80]!r}; expected plain data")
+        return None
+    return f"expected output:\n{_indent(want)}\nyour output:\n{_indent(got)}"
+
+
+def _indent(text: str, limit: int = 1500) -> str:
+    text = text.strip("\n")
+    if len(text) > limit:
+        text = text[:limit] + " ..."
+    return "\n".join("    " + line for line in text.splitlines()) or "    (nothing)"
+
+
+# ---- exception-style cases: notebook values in the grader -----------------------------------
+
+class StudentEnv:
+    """Otter's ``env`` argument: the notebook's global names, fetched on demand."""
+
+    def __init__(self, student):
+        self._student = student
+
+    def __getitem__(self, name: str):
+        value = _fetch(self._student, name, missing=KeyError)
+        return value
+
+    def get(self, name: str, default=None):
+        try:
+            return self[name]
+        except KeyError:
+            return default
+
+    def __contains__(self, name: str) -> bool:
+        return self.get(name, _MISSING) is not _MISSING
+
+    def __repr__(self):
+        return "<the notebook's global names>"
+
+
+_MISSING = object()
+
+
+def _fetch(student, name: str, missing=None):
+    """A notebook value by name; otter passes None for a name the notebook does not define."""
+    from .session import StudentCodeError
+
+    try:
+        value = student.value(name)
+    except StudentCodeError as exc:
+        if exc.exc_type == "NameError":
+            if missing is not None:
+                raise missing(name) from None
+            return None
+        raise
+    except AttributeError:  # in-process: the reference module has no such name
+        if missing is not None:
+            raise missing(name) from None
+        return None
+    return _wrap(value)
+
+
+def _wrap(value):
+    from .session import StudentObject
+
+    if isinstance(value, StudentObject):
+        return StudentProxy(value)
+    return _from_wire(value)
+
+
+def _unwrap(value):
+    if isinstance(value, StudentProxy):
+        return object.__getattribute__(value, "_obj")
+    if type(value) is list:
+        return [_unwrap(v) for v in value]
+    if type(value) is tuple:
+        return tuple(_unwrap(v) for v in value)
+    if type(value) is dict:
+        return {k: _unwrap(v) for k, v in value.items()}
+    return value
+
+
+class StudentProxy:
+    """An object that stays in the worker (a function, a model, a data frame), as test code in
+    the grader sees it: attributes, calls, ``len``, indexing and ``in`` go to the worker; any
+    comparison is by identity, so the student's ``__eq__`` never decides a test."""
+
+    def __init__(self, obj):
+        object.__setattr__(self, "_obj", obj)
+
+    def __getattr__(self, name):
+        return _wrap(getattr(object.__getattribute__(self, "_obj"), name))
+
+    def __call__(self, *args, **kwargs):
+        obj = object.__getattribute__(self, "_obj")
+        return _wrap(obj(*_unwrap(args), **_unwrap(kwargs)))
+
+    def _dunder(self, name, *args):
+        from .session import StudentCodeError
+
+        obj = object.__getattribute__(self, "_obj")
+        obj._check_alive(f"{obj._label}.{name}")
+        try:
+            value = obj._session.request(
+                "call", {"target": {"handle": obj._dlgrade_ref.handle, "path": [name]},
+                         "args": [_unwrap(a) for a in args], "kwargs": {}},
+                f"{obj._label}.{name}")
+        except StudentCodeError as exc:
+            # The iteration protocol relies on these two; the student's text stays the message.
+            if exc.exc_type in ("IndexError", "KeyError"):
+                raise getattr(builtins, exc.exc_type)(exc.message) from None
+            raise
+        return _wrap(value)
+
+    def __len__(self):
+        n = self._dunder("__len__")
+        if type(n) is not int:
+            raise TypeError("len() of the notebook's object did not return an int")
+        return n
+
+    def __getitem__(self, key):
+        return self._dunder("__getitem__", key)
+
+    def __contains__(self, item):
+        return bool(self._dunder("__contains__", item) is True)
+
+    def __repr__(self):
+        return f"<notebook {object.__getattribute__(self, '_obj')._label} object>"
+
+
+def _failure_line(exc: BaseException, function: Callable) -> str:
+    """Otter's message names the line of the test that failed."""
+    code = function.__code__
+    frames = [f for f in traceback.extract_tb(exc.__traceback__)
+              if f.filename == code.co_filename and f.lineno >= code.co_firstlineno]
+    if not frames:
+        return ""
+    frame = frames[-1]
+    line = (frame.line or linecache.getline(frame.filename, frame.lineno)).strip()
+    return f"at line {frame.lineno - code.co_firstlineno + 1} of the test: {line}\n"
+
+
+def run_function_case(student, case: FunctionCase) -> str | None:
+    from .plugin import describe_exception
+    from .session import StudentCodeError, StudentCrash, StudentTimeout
+
+    try:
+        kwargs = {p: (StudentEnv(student) if p == "env" else _fetch(student, p))
+                  for p in inspect.signature(case.function).parameters}
+        case.function(**kwargs)
+    except (StudentCodeError, StudentTimeout, StudentCrash) as exc:
+        return describe_exception(exc)
+    except Exception as exc:  # noqa: BLE001 - the test's own assertion or any error it hit
+        message = str(exc).strip("'")
+        return f"{_failure_line(exc, case.function)}{type(exc).__name__}" + \
+            (f": {message}" if message else "")
+    return None
+
+
+def run_doctest_case(student, case: DoctestCase) -> str | None:
+    from .plugin import describe_exception
+    from .session import StudentCodeError, StudentCrash, StudentTimeout
+
+    try:
+        reply = student.exec_cell(case.source, f"test {case.name}")
+    except (StudentCodeError, StudentTimeout, StudentCrash) as exc:
+        return describe_exception(exc)
+    try:
+        got, kind = shown_output(reply)
+    except ValueError:
+        return "the worker sent a malformed result for this test"
+    return compare_output(got, case.want, kind)
+
+
+def run_case(student, case) -> str | None:
+    """None if the case passes, else the failure text."""
+    if isinstance(case, DoctestCase):
+        return run_doctest_case(student, case)
+    return run_function_case(student, case)
+
+
+def _case_failure(case, message: str) -> str:
+    text = message
+    if case.failure_message:
+        text = f"{case.failure_message}\n{text}"
+    return text
+
+
+def run_question(student, partial, cases, *, all_or_nothing: bool = False) -> None:
+    """Run one question's cases as parts of one test: each case earns its points, or (otter's
+    ``all_or_nothing``) the test earns all or nothing. Success messages are shown on a pass."""
+    from .checks import CheckFailure
+
+    failures = []
+    for case in cases:
+        message = run_case(student, case)
+        if message is None:
+            if case.success_message:
+                partial.messages.append(f"[{case.name}] {case.success_message}")
+            if not all_or_nothing:
+                with partial.part(case.name, weight=case.points):
+                    pass
+        else:
+            failures.append((case, message))
+            if not all_or_nothing:
+                with partial.part(case.name, weight=case.points):
+                    raise CheckFailure(_case_failure(case, message))
+    if all_or_nothing:
+        with partial.part("all cases", weight=1.0):
+            if failures:
+                raise CheckFailure("all or nothing: " + "\n".join(
+                    f"[{c.name}] {_case_failure(c, m)}" for c, m in failures))
+
+
+# ---- public checks: the same cases in the student's own notebook ----------------------------
+
+class _LocalStudent:
+    """The student's own namespace, as the cases see it in their notebook."""
+
+    def __init__(self, namespace: dict):
+        self.namespace = namespace
+
+    def value(self, name):
+        if name not in self.namespace:
+            raise AttributeError(name)
+        return self.namespace[name]
+
+    def exec_cell(self, source, what=""):
+        from .worker import run_cell
+
+        printed, has_value, value = run_cell(source, self.namespace)
+        return {"printed": printed, "kind": "plain" if has_value else "none", "value": value}
+
+
+def run_public_cases(impl, cases) -> None:
+    """For ``public_checks.py``: run the public cases on the student's notebook namespace."""
+    from .checks import CheckFailure
+
+    student = _LocalStudent(dict(vars(impl)))
+    failures = []
+    for case in cases:
+        try:
+            if isinstance(case, DoctestCase):
+                reply = student.exec_cell(case.source)
+                value = reply["value"] if reply["kind"] == "plain" else None
+                got = reply["printed"] + (display_text(value) if value is not None else "")
+                message = compare_output(got, case.want, "plain")
+            else:
+                kwargs = {p: (student.namespace if p == "env" else student.namespace.get(p))
+                          for p in inspect.signature(case.function).parameters}
+                case.function(**kwargs)
+                message = None
+        except Exception as exc:  # noqa: BLE001 - show the student what happened
+            message = f"{type(exc).__name__}: {exc}"
+        if message is None:
+            if case.success_message:
+                print(f"  {case.name}: {case.success_message}")
+        else:
+            failures.append(f"[{case.name}] {_case_failure(case, message)}")
+    if failures:
+        raise CheckFailure("\n".join(failures))
+
+
+# =============================================================================================
+# Conversion
+# =============================================================================================
+
+QUESTION_KEYS = {"name", "points", "all_or_nothing"}
+TEST_KEYS = {"hidden", "points", "success_message", "failure_message"}
+ASSIGNMENT_KEYS = {"name", "seed", "tests", "generate"}
+# Assignment keys about otter's own packaging: nothing to convert, but still listed.
+OTTER_ONLY_KEYS = {"init_cell", "check_all_cell", "export_cell", "run_tests", "solutions_pdf",
+                   "template_pdf", "show_question_points", "runs_on", "python_version",
+                   "channel_priority_strict", "save_environment", "suppress_no_tests_warning",
+                   "overwrite_requirements", "ignore_modules", "config_file"}
+
+BLOCK = re.compile(r"#\s+(begin|end)\s+(question|prompt|solution|tests)\b", re.IGNORECASE)
+ASSIGNMENT_CONFIG = re.compile(r"#\s+assignment\s+config\s*", re.IGNORECASE)
+IGNORE_CELL = re.compile(r"(##\s*ignore\s*##\s*|#\s*ignore\s*)", re.IGNORECASE)
+BEGIN_TEST_CONFIG = re.compile(r'(?:.\s*=\s*)?""?"?\s*#\s*BEGIN\s*TEST\s*CONFIG', re.IGNORECASE)
+END_TEST_CONFIG = re.compile(r'""?"?\s*#\s*END\s*TEST\s*CONFIG', re.IGNORECASE)
+BEGIN_SOLUTION = re.compile(r"^(\s*)# BEGIN SOLUTION( NO PROMPT)?\s*$")
+SOLUTION_LINE = re.compile(r"^(\s*)(.*?)\s*# ?SOLUTION( NO PROMPT)?\s*$")
+BEGIN_IGNORE = re.compile(r"\s*#\s*BEGIN\s*IGNORE\s*", re.IGNORECASE)
+GRADER_NAME = re.compile(r"^\s*(\w+)\s*=\s*(?:otter\.)?Notebook\(", re.MULTILINE)
+
+
+def _otter_line_pattern(grader_names) -> re.Pattern:
+    """Lines that use otter's client (``import otter``, ``grader.check("q1")``)."""
+    calls = "|".join(re.escape(n) for n in sorted(grader_names))
+    calls = rf"|(?:{calls})\s*\." if calls else ""
+    return re.compile(rf"^\s*(?:import otter\b|from otter\b{calls})")
+
+
+class OtterImportError(Exception):
+    """The master notebook cannot be imported at all (the message says where and why)."""
+
+
+@dataclass
+class Note:
+    """One line of the import report."""
+
+    where: str
+    text: str
+    what: str
+    converted: bool = False  # True: converted, with a difference worth knowing
+
+    def render(self) -> str:
+        text = f" `{self.text.strip()[:100]}`" if self.text.strip() else ""
+        return f"- {self.where}:{text} {self.what}"
+
+
+@dataclass
+class Case:
+    name: str
+    kind: str  # "doctest" | "function"
+    source: str
+    want: str = ""
+    hidden: bool = False
+    points: float | None = None
+    success_message: str | None = None
+    failure_message: str | None = None
+    cell: int = 0
+    function_name: str = ""
+
+
+@dataclass
+class Question:
+    name: str
+    cell: int
+    points: object = None
+    all_or_nothing: bool = False
+    manual: bool = False
+    cases: list[Case] = field(default_factory=list)
+
+
+@dataclass
+class Conversion:
+    name: str
+    master: object  # nbformat.NotebookNode: the dlgrade master
+    questions: list[Question]
+    notes: list[Note]
+    mode: str = "definitions"
+    mode_reason: str = ""
+    cell_prefix: str = ""
+    hidden_visibility: str = "hidden"
+    title: str = ""
+
+    @property
+    def total_points(self) -> float:
+        return sum(c.points or 0.0 for q in self.questions for c in q.cases)
+
+
+def _source_lines(cell) -> list[str]:
+    source = cell.get("source", "")
+    if isinstance(source, list):
+        source = "".join(source)
+    return re.split(r"\r?\n", source)
+
+
+def _yaml(text: str, where: str):
+    import yaml
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise OtterImportError(f"{where}: invalid YAML ({str(exc).splitlines()[0]})") from None
+
+
+def _key_lines(lines: list[str], key: str) -> tuple[int, str]:
+    for number, line in enumerate(lines, start=1):
+        if re.match(rf"\s*{re.escape(str(key))}\s*:", line):
+            return number, line
+    return 1, ""
+
+
+def _split_fenced(cells) -> list[tuple[int, object]]:
+    """Otter also accepts config in Markdown cells fenced as ```otter: make them raw cells."""
+    import nbformat
+
+    out = []
+    for number, cell in enumerate(cells, start=1):
+        lines = _source_lines(cell)
+        if cell.get("cell_type") != "markdown" or not any(
+                line.strip() == "```otter" for line in lines):
+            out.append((number, cell))
+            continue
+        chunk, kind = [], "markdown"
+        for line in lines:
+            if kind == "markdown" and line.strip() == "```otter":
+                if any(s.strip() for s in chunk):
+                    out.append((number, nbformat.v4.new_markdown_cell("\n".join(chunk))))
+                chunk, kind = [], "raw"
+            elif kind == "raw" and line.strip() == "```":
+                out.append((number, nbformat.v4.new_raw_cell("\n".join(chunk))))
+                chunk, kind = [], "markdown"
+            else:
+                chunk.append(line)
+        if kind == "raw":
+            raise OtterImportError(f"cell {number}: unclosed ```otter block")
+        if any(s.strip() for s in chunk):
+            out.append((number, nbformat.v4.new_markdown_cell("\n".join(chunk))))
+    return out
+
+
+def _convert_solution_cell(lines: list[str], number: int, notes: list[Note],
+                           strip_markers: bool, otter_line: re.Pattern) -> list[str]:
+    """Otter's in-cell markers as dlgrade's: ``# BEGIN/END SOLUTION`` blocks, one line each.
+
+    ``x = 5  # SOLUTION`` becomes a one-line block (the student sees a NotImplementedError
+    instead of otter's ``x = ...``); ``# SEED`` lines and ``# IGNORE`` lines leave the master,
+    as they leave otter's student notebook; ``import otter`` / ``grader.check`` lines go too.
+    """
+    out: list[str] = []
+    indent = ""
+    inside_solution = inside_ignore = False
+    pending: list[str] = []  # consecutive one-line solutions, merged into one block
+    pending_indent = ""
+
+    def flush():
+        nonlocal pending
+        if pending:
+            out.append(f"{pending_indent}# BEGIN SOLUTION")
+            out.extend(pending)
+            out.append(f"{pending_indent}# END SOLUTION")
+            pending = []
+
+    for line_no, line in enumerate(lines, start=1):
+        where = f"cell {number}, line {line_no}"
+        stripped = line.rstrip()
+        if inside_ignore:
+            if stripped.endswith("# END IGNORE"):
+                inside_ignore = False
+            continue
+        if BEGIN_IGNORE.match(line):
+            flush()
+            inside_ignore = True
+            notes.append(Note(where, line, "otter IGNORE block: left out of the master",
+                              converted=True))
+            continue
+        if stripped.endswith("# IGNORE"):
+            notes.append(Note(where, line, "otter IGNORE line: left out of the master",
+                              converted=True))
+            continue
+        if stripped.endswith("# SEED"):
+            flush()
+            notes.append(Note(where, line, "SEED line: left out (students never see it; "
+                                           "the assignment's `seed` config seeds every cell)",
+                              converted=True))
+            continue
+        if stripped.endswith(("# BEGIN PROMPT", "# END PROMPT")):
+            flush()
+            notes.append(Note(where, line, "in-cell PROMPT marker: kept as written (the prompt "
+                                           "text stays in the master and the student notebook)"))
+            out.append(line)
+            continue
+        if otter_line.match(line) and not inside_solution:
+            flush()
+            notes.append(Note(where, line, "otter client call: left out (dlgrade's check() "
+                                           "cells replace it; graded notebooks may keep it)",
+                              converted=True))
+            continue
+        if not strip_markers:
+            out.append(line)
+            continue
+        if inside_solution:
+            if stripped.endswith("# END SOLUTION"):
+                code = stripped[: -len("# END SOLUTION")].rstrip()
+                if code.strip():
+                    out.append(code)
+                out.append(f"{indent}# END SOLUTION")
+                inside_solution = False
+            else:
+                out.append(line)
+            continue
+        begin = BEGIN_SOLUTION.match(line)
+        if begin:
+            flush()
+            indent = begin.group(1)
+            inside_solution = True
+            out.append(f"{indent}# BEGIN SOLUTION")
+            if begin.group(2):
+                notes.append(Note(where, line, "BEGIN SOLUTION NO PROMPT: the student notebook "
+                                               "shows a NotImplementedError line here",
+                                  converted=True))
+            continue
+        if stripped.endswith("# END SOLUTION"):
+            raise OtterImportError(f"{where}: END SOLUTION without BEGIN SOLUTION")
+        one = SOLUTION_LINE.match(line)
+        if one and one.group(2).strip() and not one.group(2).lstrip().startswith("#"):
+            if pending and one.group(1) != pending_indent:
+                flush()
+            if not pending:
+                notes.append(Note(where, line, "one-line SOLUTION: a BEGIN/END SOLUTION block "
+                                               "(students see a NotImplementedError line, not "
+                                               "otter's `...`)", converted=True))
+            pending_indent = one.group(1)
+            pending.append(one.group(1) + one.group(2))
+            continue
+        flush()
+        out.append(line)
+    flush()
+    if inside_solution:
+        raise OtterImportError(f"cell {number}: BEGIN SOLUTION is never closed")
+    return out
+
+
+def _cell_output(cell, number: int, notes: list[Note]) -> str:
+    """The output the master showed for a test cell: what otter takes as the expected output
+    (printed text, then the value shown). stderr (warnings) is not compared."""
+    text = ""
+    for output in cell.get("outputs", []):
+        if output.get("output_type") == "stream":
+            chunk = output.get("text", "")
+            chunk = "".join(chunk) if isinstance(chunk, list) else chunk
+            if output.get("name") == "stderr":
+                notes.append(Note(f"cell {number}", chunk.splitlines()[0] if chunk else "",
+                                  "stderr output of the test cell is not compared",
+                                  converted=True))
+                continue
+            text += chunk
+        elif output.get("output_type") in ("execute_result", "display_data"):
+            data = output.get("data", {}).get("text/plain")
+            if data:
+                text += "".join(data) if isinstance(data, list) else data
+    return text
+
+
+def _read_test(cell, number: int, question: Question, ok_format: bool, notes: list[Note]):
+    lines = _source_lines(cell)
+    where = f"cell {number}"
+    hidden = bool(lines and lines[0].lstrip().startswith("#")
+                  and re.search(r"\bhidden\b", lines[0], re.IGNORECASE))
+    start = 1 if hidden else 0
+    config: dict = {}
+    if lines and BEGIN_TEST_CONFIG.match(lines[0]):
+        end = next((i for i, line in enumerate(lines) if END_TEST_CONFIG.match(line)), None)
+        if end is None:
+            raise OtterImportError(f"{where}: BEGIN TEST CONFIG without END TEST CONFIG")
+        config = _yaml("\n".join(lines[1:end]), where) or {}
+        if not isinstance(config, dict):
+            raise OtterImportError(f"{where}: TEST CONFIG is not a mapping")
+        for key in config:
+            if key not in TEST_KEYS:
+                line_no, line = _key_lines(lines, key)
+                notes.append(Note(f"{where}, line {line_no}", line,
+                                  f"TEST CONFIG key `{key}` is not supported: ignored"))
+        start = end + 1
+    hidden = bool(config.get("hidden", hidden))
+    points = config.get("points")
+    if points is not None and not isinstance(points, (int, float)):
+        notes.append(Note(where, f"points: {points}", "test points must be a number: ignored"))
+        points = None
+    source = "\n".join(lines[start:]).strip("\n")
+    try:
+        tree = ast.parse(source)
+    except SyntaxError as exc:
+        bad = lines[start + (exc.lineno or 1) - 1] if exc.lineno else ""
+        notes.append(Note(f"{where}, line {start + (exc.lineno or 1)}", bad,
+                          f"test cell is not valid Python ({exc.msg}): test case not converted"))
+        return
+    case = Case(name=f"{question.name} - {len(question.cases) + 1}", kind="doctest",
+                source=source, hidden=hidden, points=points,
+                success_message=config.get("success_message"),
+                failure_message=config.get("failure_message"), cell=number)
+    if ok_format:
+        case.want = _cell_output(cell, number, notes)
+        if not case.want.strip() and tree.body and isinstance(tree.body[-1], ast.Expr):
+            notes.append(Note(where, source.splitlines()[-1],
+                              "this test cell showed no output in the master (was it run?): "
+                              "the case expects no output", converted=True))
+    else:
+        funcs = tree.body[:1]
+        if len(tree.body) > 2 or not funcs or not isinstance(funcs[0], ast.FunctionDef):
+            notes.append(Note(where, lines[start] if start < len(lines) else "",
+                              "an exception-style test cell must hold one function definition "
+                              "(and at most a call to it): test case not converted"))
+            return
+        if len(tree.body) == 2:
+            notes.append(Note(f"{where}, line {start + tree.body[1].lineno}",
+                              lines[start + tree.body[1].lineno - 1],
+                              "call of the test function: not needed, dropped", converted=True))
+        func = funcs[0]
+        for deco in func.decorator_list:
+            notes.append(Note(f"{where}, line {start + deco.lineno}",
+                              lines[start + deco.lineno - 1],
+                              "decorator of a test function: dropped (use TEST CONFIG)"))
+        case.kind = "function"
+        case.function_name = func.name
+        case.source = "\n".join(source.splitlines()[func.lineno - 1:func.end_lineno])
+    question.cases.append(case)
+
+
+def _resolve_points(question: Question, notes: list[Note]) -> None:
+    """Otter's rules: per-case points first; a question total is shared by the other cases;
+    no points at all means one point for the question."""
+    cases, total = question.cases, question.points
+    where = f"cell {question.cell}"
+    if isinstance(total, dict):
+        total = float(total.get("each", 1)) * len(cases)
+    if isinstance(total, list):
+        if len(total) != len(cases):
+            raise OtterImportError(f"{where}: question {question.name} lists {len(total)} "
+                                   f"points for {len(cases)} test cases")
+        for case, p in zip(cases, total, strict=True):
+            case.points = p
+        total = None
+    if total is not None and not isinstance(total, (int, float)):
+        raise OtterImportError(f"{where}: question {question.name}: invalid points {total!r}")
+    fixed = sum(c.points for c in cases if c.points is not None)
+    free = [c for c in cases if c.points is None]
+    if total is not None:
+        if fixed > total:
+            raise OtterImportError(f"{where}: question {question.name}: its test cases have "
+                                   f"more points ({fixed:g}) than the question ({total:g})")
+        share = (total - fixed) / len(free) if free else 0.0
+    elif fixed == 0:
+        share = 1.0 / len(free) if free else 0.0
+    else:
+        share = 0.0
+    for case in free:
+        case.points = share
+    for case in cases:
+        case.points = float(case.points)
+
+
+def _seed_prefix(seed, notes: list[Note], lines: list[str], number: int) -> tuple[str, dict]:
+    """Otter's intercell seeding as code run before every cell; returns (prefix, variable info)."""
+    where = f"cell {number}, line {_key_lines(lines, 'seed')[0]}"
+    if seed is None:
+        return "", {}
+    if isinstance(seed, int) and not isinstance(seed, bool):
+        seed = {"autograder_value": seed}
+    if not isinstance(seed, dict) or seed.get("autograder_value") is None:
+        notes.append(Note(where, "seed", "seed config without an autograder_value: ignored"))
+        return "", {}
+    value = seed["autograder_value"]
+    if not isinstance(value, int):
+        raise OtterImportError(f"{where}: seed autograder_value must be an integer")
+    variable = seed.get("variable")
+    if variable:
+        if not str(variable).isidentifier():
+            raise OtterImportError(f"{where}: seed variable {variable!r} is not a Python name")
+        return f"{variable} = {value}", {"variable": variable,
+                                          "student_value": seed.get("student_value")}
+    return (f'__import__("numpy").random.seed({value}); __import__("random").seed({value})',
+            {})
+
+
+def _names_loaded(tree) -> set[str]:
+    stored = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)
+              and isinstance(n.ctx, ast.Store)}
+    loaded = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)
+              and isinstance(n.ctx, ast.Load)}
+    return loaded - stored - set(dir(builtins))
+
+
+def _choose_mode(master, questions: list[Question]) -> tuple[str, str]:
+    """"definitions" when every notebook name the tests use is a function, class, import or
+    constant (dlgrade's default: top-level training code is not run); else "all", as otter."""
+    from .worker import _keep_definition
+
+    defined: set[str] = set()
+    for cell in master.cells:
+        if cell.cell_type != "code":
+            continue
+        try:
+            tree = ast.parse(cell.source)
+        except SyntaxError:
+            continue
+        for stmt in tree.body:
+            if not _keep_definition(stmt):
+                continue
+            if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                defined.add(stmt.name)
+            elif isinstance(stmt, (ast.Import, ast.ImportFrom)):
+                defined.update((a.asname or a.name).split(".")[0] for a in stmt.names)
+            else:
+                defined.update(n.id for n in ast.walk(stmt) if isinstance(n, ast.Name)
+                               and isinstance(n.ctx, ast.Store))
+    needed: dict[str, str] = {}
+    for question in questions:
+        for case in question.cases:
+            tree = ast.parse(case.source)
+            if case.kind == "function":
+                func = tree.body[0]
+                names = [a.arg for a in func.args.args + func.args.kwonlyargs]
+                if "env" in names:
+                    return "all", f"{case.name} takes `env`, the whole notebook namespace"
+            else:
+                names = sorted(_names_loaded(tree))
+            for name in names:
+                if name not in defined:
+                    needed.setdefault(name, case.name)
+    if needed:
+        listed = ", ".join(f"`{n}` ({c})" for n, c in sorted(needed.items())[:8])
+        return "all", f"the tests use values computed by top-level code: {listed}"
+    return "definitions", "the tests use only functions, classes, imports and constants"
+
+
+def convert(nb, name: str, *, mode: str = "auto") -> Conversion:
+    """Parse an otter master notebook into a dlgrade master, questions and report notes."""
+    import nbformat
+
+    notes: list[Note] = []
+    config: dict = {}
+    config_lines: list[str] = []
+    config_cell = 0
+    cells_out = []
+    questions: list[Question] = []
+    blocks: list[str] = []
+    question: Question | None = None
+    question_end: dict[str, int] = {}  # question name -> index of its last cell in cells_out
+    deferred_tests: list[tuple[object, int, Question]] = []
+    grader_names = {m.group(1) for cell in nb.cells if cell.get("cell_type") == "code"
+                    for m in GRADER_NAME.finditer("\n".join(_source_lines(cell)))}
+    otter_line = _otter_line_pattern(grader_names)
+
+    for number, cell in _split_fenced(nb.cells):
+        lines = _source_lines(cell)
+        first = lines[0] if lines else ""
+        where = f"cell {number}"
+        if IGNORE_CELL.match(first):
+            notes.append(Note(where, first, "otter ignore cell: left out", converted=True))
+            continue
+        if cell.get("cell_type") == "raw" and ASSIGNMENT_CONFIG.match(first):
+            config_lines, config_cell = lines, number
+            config.update(_yaml("\n".join(lines), where) or {})
+            continue
+        boundary = BLOCK.match(first) if cell.get("cell_type") == "raw" else None
+        if boundary:
+            kind = boundary.group(2).lower()
+            if boundary.group(1).lower() == "end":
+                if not blocks or blocks[-1] != kind:
+                    raise OtterImportError(f"{where}: END {kind.upper()} does not close "
+                                           f"{'a ' + blocks[-1].upper() if blocks else 'any'} "
+                                           "block")
+                blocks.pop()
+                if kind == "question":
+                    question_end[question.name] = len(cells_out) - 1
+                    question = None
+                continue
+            if kind == "question":
+                if blocks:
+                    raise OtterImportError(f"{where}: BEGIN QUESTION inside a {blocks[-1]} block")
+                qconfig = _yaml("\n".join(lines), where) or {}
+                if not isinstance(qconfig, dict) or "name" not in qconfig:
+                    raise OtterImportError(f"{where}: a question needs a `name`")
+                question = Question(name=str(qconfig["name"]), cell=number,
+                                    points=qconfig.get("points"),
+                                    all_or_nothing=bool(qconfig.get("all_or_nothing", False)),
+                                    manual=bool(qconfig.get("manual", False)))
+                if any(q.name == question.name for q in questions):
+                    raise OtterImportError(f"{where}: question {question.name} appears twice")
+                for key in qconfig:
+                    if key not in QUESTION_KEYS:
+                        line_no, line = _key_lines(lines, key)
+                        what = ("manually graded question: not autograded, left to the "
+                                "instructor" if key == "manual" and qconfig[key] else
+                                f"question key `{key}` is not supported: ignored")
+                        notes.append(Note(f"{where}, line {line_no}", line, what))
+                questions.append(question)
+            elif not blocks:
+                raise OtterImportError(f"{where}: BEGIN {kind.upper()} outside a question")
+            elif len(blocks) > 1:
+                raise OtterImportError(f"{where}: BEGIN {kind.upper()} inside a "
+                                       f"{blocks[-1]} block")
+            blocks.append(kind)
+            continue
+        inner = blocks[-1] if blocks else None
+        if inner == "tests":
+            if cell.get("cell_type") != "code":
+                raise OtterImportError(f"{where}: a tests block holds code cells only")
+            deferred_tests.append((cell, number, question))
+            continue
+        new = copy.deepcopy(cell)
+        for key in ("outputs",):
+            if key in new:
+                new[key] = []
+        if "execution_count" in new:
+            new["execution_count"] = None
+        if cell.get("cell_type") == "code":
+            strip = inner == "solution" or config.get("strip_solutions_from_all_cells", False)
+            new["source"] = "\n".join(_convert_solution_cell(lines, number, notes, strip,
+                                                              otter_line))
+            if not new["source"].strip():
+                continue
+            if inner == "solution" and new["source"] == "\n".join(lines) and not any(
+                    "# BEGIN SOLUTION" in line for line in lines):
+                notes.append(Note(where, first, "solution cell without solution markers: "
+                                                "students see it in full (as in otter)"))
+        elif inner == "solution" and cell.get("cell_type") == "markdown":
+            notes.append(Note(where, first, "written (Markdown) solution: manual grading is not "
+                                            "converted; left out so students do not see it"))
+            continue
+        cells_out.append(new)
+
+    if blocks:
+        raise OtterImportError(f"the {blocks[-1].upper()} block opened last is never closed")
+
+    for key in config:
+        line_no, line = _key_lines(config_lines, key)
+        at = f"cell {config_cell}, line {line_no}"
+        if key in OTTER_ONLY_KEYS:
+            notes.append(Note(at, line, f"`{key}` is about otter's own output: not needed"))
+        elif key not in ASSIGNMENT_KEYS | {"strip_solutions_from_all_cells"}:
+            notes.append(Note(at, line, f"ASSIGNMENT CONFIG key `{key}` is not converted "
+                                        "(dlgrade has no equivalent here): ignored"))
+    tests_config = config.get("tests") or {}
+    ok_format = bool(tests_config.get("ok_format", True)) if isinstance(tests_config,
+                                                                        dict) else True
+    if isinstance(tests_config, dict):
+        for key in tests_config:
+            if key not in ("ok_format", "files"):
+                line_no, line = _key_lines(config_lines, key)
+                notes.append(Note(f"cell {config_cell}, line {line_no}", line,
+                                  f"tests key `{key}` is not converted: ignored"))
+    generate = config.get("generate")
+    hidden_visibility = "hidden"
+    if isinstance(generate, dict):
+        if generate.get("show_hidden"):
+            hidden_visibility = "after_published"
+        for key in generate:
+            if key != "show_hidden":
+                line_no, line = _key_lines(config_lines, key)
+                notes.append(Note(f"cell {config_cell}, line {line_no}", line,
+                                  f"generate key `{key}` is not converted: ignored"))
+    for cell, number, q in deferred_tests:
+        _read_test(cell, number, q, ok_format, notes)
+    for q in questions:
+        if q.cases:
+            _resolve_points(q, notes)
+        elif not q.manual:
+            notes.append(Note(f"cell {q.cell}", f"name: {q.name}",
+                              "question without test cases: nothing to grade"))
+
+    prefix, seed_variable = _seed_prefix(config.get("seed"), notes, config_lines, config_cell)
+    if seed_variable.get("student_value") is not None:
+        pattern = re.compile(rf"^(\s*){re.escape(seed_variable['variable'])}\s*=\s*.*$")
+        for cell in cells_out:
+            if cell.get("cell_type") == "code":
+                cell["source"] = "\n".join(
+                    pattern.sub(rf"\g<1>{seed_variable['variable']} = "
+                                f"{int(seed_variable['student_value'])}", line)
+                    for line in _source_lines(cell))
+
+    # dlgrade's own check() cell after each question with public cases.
+    check_after = {question_end[q.name]: q.name for q in questions
+                   if q.name in question_end and any(not c.hidden for c in q.cases)}
+    final_cells = []
+    for index, cell in enumerate(cells_out):
+        final_cells.append(cell)
+        if index in check_after:
+            qname = check_after[index]
+            check = nbformat.v4.new_code_cell(f"check({json.dumps(qname)}, {json.dumps(name)})")
+            check.id = f"dlgrade-check-{_ident(qname)}"[:64]
+            final_cells.append(check)
+    if check_after:
+        first_code = next((i for i, c in enumerate(final_cells) if c.cell_type == "code"),
+                          len(final_cells))
+        setup = nbformat.v4.new_code_cell("from autograder import check")
+        setup.id = "dlgrade-import-check"
+        final_cells.insert(first_code, setup)
+    master = copy.deepcopy(nb)
+    master.cells = final_cells
+    master.nbformat, master.nbformat_minor = 4, max(master.get("nbformat_minor", 0), 5)
+    seen: set[str] = set()
+    for index, cell in enumerate(master.cells):
+        if not cell.get("id") or cell["id"] in seen:
+            cell["id"] = f"otter-{index:03d}"
+        seen.add(cell["id"])
+    master = nbformat.from_dict(master)
+    conv = Conversion(name=name, master=master, questions=questions, notes=notes,
+                      cell_prefix=prefix, hidden_visibility=hidden_visibility,
+                      title=str(config.get("name") or name))
+    if mode == "auto":
+        conv.mode, conv.mode_reason = _choose_mode(master, questions)
+    else:
+        conv.mode, conv.mode_reason = mode, "chosen on the command line"
+    return conv
+
+
+# ---- writing the assignment folder ------------------------------------------------------------
+
+def _ident(name: str) -> str:
+    ident = re.sub(r"\W+", "_", name).strip("_").lower() or "question"
+    return ident if not ident[0].isdigit() else f"q_{ident}"
+
+
+def _number(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else repr(float(x))
+
+
+def _case_literal(case: Case, function: str | None = None) -> str:
+    extra = ""
+    if case.success_message:
+        extra += f",\n                success_message={str(case.success_message)!r}"
+    if case.failure_message:
+        extra += f",\n                failure_message={str(case.failure_message)!r}"
+    if case.kind == "doctest":
+        return (f"    DoctestCase({case.name!r}, {case.source!r},\n"
+                f"                want={case.want!r}, points={_number(case.points)}{extra}),")
+    return (f"    FunctionCase({case.name!r}, {function}, "
+            f"points={_number(case.points)}{extra}),")
+
+
+def _function_source(case: Case, new_name: str) -> str:
+    """The test function as written in the master, renamed so pytest does not collect it."""
+    lines = case.source.splitlines()
+    tree = ast.parse(case.source)
+    func = tree.body[0]
+    row = func.lineno - 1
+    lines[row] = re.sub(rf"\bdef\s+{re.escape(func.name)}\b", f"def {new_name}", lines[row],
+                        count=1)
+    return "\n".join(lines)
+
+
+def _idents(questions: list[Question]) -> dict[str, str]:
+    """A distinct Python name for every question (``q1.a`` and ``q1_a`` both exist in the wild)."""
+    out: dict[str, str] = {}
+    for q in questions:
+        ident, n = _ident(q.name), 2
+        while ident in out.values():
+            ident, n = f"{_ident(q.name)}_{n}", n + 1
+        out[q.name] = ident
+    return out
+
+
+def _imports(conv: Conversion, cases, runner: str) -> str:
+    kinds = sorted({"DoctestCase" if c.kind == "doctest" else "FunctionCase" for c in cases})
+    return f"from autograder.otter_import import {', '.join(kinds + [runner])}"
+
+
+def _functions(ident: str, q: Question, cases) -> tuple[list[str], dict[str, str]]:
+    """The exception-style test functions as written, renamed so pytest does not collect them."""
+    blocks, names = [], {}
+    for n, case in enumerate(q.cases, start=1):
+        if case.kind == "function" and case in cases:
+            names[case.name] = f"_{ident}_case_{n}"
+            blocks.append(f"# master notebook cell {case.cell}\n"
+                          + _function_source(case, names[case.name]))
+    return blocks, names
+
+
+def _case_list(var: str, cases, names) -> str:
+    return "\n".join([f"{var} = ["] + [_case_literal(c, names.get(c.name)) for c in cases]
+                     + ["]"])
+
+
+def render_tests(conv: Conversion, master_name: str, case_time_limit: float) -> str:
+    cases = [c for q in conv.questions for c in q.cases]
+    sections = ["\n".join([
+        f'"""Tests of {conv.name}, converted from the otter master notebook {master_name} by',
+        "`dlgrade import-otter`: each otter test case is a part of a test and earns its points.",
+        "",
+        "Doctest-style cases run their cell in the student's worker and compare the output here;",
+        "exception-style cases run here, on the notebook's values (see autograder.otter_import).",
+        "Re-importing overwrites this file.",
+        '"""',
+        "import pytest",
+        "",
+        _imports(conv, cases, "run_question")])]
+    idents = _idents(conv.questions)
+    for q in conv.questions:
+        if not q.cases:
+            continue
+        ident = idents[q.name]
+        sections.append(f"# ---- {q.name} (master notebook cell {q.cell}) ".ljust(99, "-"))
+        blocks, names = _functions(ident, q, q.cases)
+        sections += blocks
+        groups = ([("", q.cases)] if q.all_or_nothing else
+                  [("public", [c for c in q.cases if not c.hidden]),
+                   ("hidden", [c for c in q.cases if c.hidden])])
+        for label, group in groups:
+            if not group:
+                continue
+            var = f"{ident}_{label}_cases".replace("__", "_").upper()
+            marks = [f"@pytest.mark.points({_number(round(sum(c.points for c in group), 10))})"]
+            if any(c.hidden for c in group):
+                marks.append(f"@pytest.mark.{conv.hidden_visibility}")
+            marks.append(f"@pytest.mark.time_limit({case_time_limit * len(group):g})")
+            marks.append(f"@pytest.mark.covers({json.dumps(q.name)})")
+            title = f"{q.name}: {label} tests" if label else f"{q.name} (all or nothing)"
+            aon = ", all_or_nothing=True" if q.all_or_nothing else ""
+            sections.append(_case_list(var, group, names))
+            sections.append("\n".join(marks + [
+                f"def test_{ident}_{label}".rstrip("_") + "(student, partial):",
+                f'    """{title}"""',
+                f"    run_question(student, partial, {var}{aon})"]))
+    return "\n\n\n".join(sections) + "\n"
+
+
+def render_public_checks(conv: Conversion) -> str:
+    public = [c for q in conv.questions for c in q.cases if not c.hidden]
+    sections = ["\n".join([
+        f'"""Public checks of {conv.name}: the public otter test cases of each question, run in',
+        'your notebook with `check("question")`."""',
+        _imports(conv, public, "run_public_cases"),
+        "from autograder.public import public_check"])]
+    idents = _idents(conv.questions)
+    for q in conv.questions:
+        cases = [c for c in q.cases if not c.hidden]
+        if not cases:
+            continue
+        ident = idents[q.name]
+        blocks, names = _functions(ident, q, cases)
+        var = f"{ident}_cases".upper()
+        sections += blocks + [_case_list(var, cases, names), "\n".join([
+            f"@public_check({json.dumps(q.name)})", f"def check_{ident}(impl):",
+            f'    """{q.name}: public tests"""', f"    run_public_cases(impl, {var})"])]
+    return "\n\n\n".join(sections) + "\n"
+
+
+def _toml_str(value: str) -> str:
+    return json.dumps(value)  # a JSON string is a valid TOML basic string
+
+
+def render_toml(conv: Conversion, master_rel: str, case_time_limit: float) -> str:
+    lines = ["# Converted from an otter master notebook by `dlgrade import-otter`.",
+             f"name = {_toml_str(conv.name)}",
+             f"title = {_toml_str(conv.title)}",
+             f"master = {_toml_str(master_rel)}",
+             f"# {conv.mode_reason}",
+             f"mode = {_toml_str(conv.mode)}",
+             f"time_limit = {case_time_limit:g}",
+             "total_time_limit = 600",
+             f"load_time_limit = {60 if conv.mode == 'all' else 30}",
+             "# No known-mistake mutants come from otter; add mutants.py to audit the tests.",
+             "min_mutants = 0"]
+    if conv.cell_prefix:
+        lines += ["# otter's intercell seeding: run before every notebook cell",
+                  f"cell_prefix = {_toml_str(conv.cell_prefix)}"]
+    return "\n".join(lines) + "\n"
+
+
+def render_report(conv: Conversion, master_path: Path, checks: list[str]) -> str:
+    total = conv.total_points
+    cases = sum(len(q.cases) for q in conv.questions)
+    hidden = sum(c.hidden for q in conv.questions for c in q.cases)
+    lines = [f"# otter import: {conv.name}", "",
+             f"From `{master_path.name}`: {len(conv.questions)} questions, {cases} test cases "
+             f"({hidden} hidden), {total:g} points. Mode `{conv.mode}`: {conv.mode_reason}.", ""]
+    for q in conv.questions:
+        pts = sum(c.points for c in q.cases)
+        lines.append(f"- {q.name}: {len(q.cases)} cases, {pts:g} points"
+                     + (" (all or nothing)" if q.all_or_nothing else ""))
+    skipped = [n for n in conv.notes if not n.converted]
+    changed = [n for n in conv.notes if n.converted]
+    lines += ["", "## Not converted", ""]
+    lines += [n.render() for n in skipped] or ["Nothing: every line was converted."]
+    lines += ["", "## Converted with a difference", ""]
+    lines += [n.render() for n in changed] or ["None."]
+    if checks:
+        lines += ["", "## Self-check", ""] + checks
+    return "\n".join(lines) + "\n"
+
+
+@dataclass
+class ImportResult:
+    directory: Path
+    conversion: Conversion
+    report: str
+    ok: bool
+    master_score: tuple[float, float] | None = None
+    skeleton_score: tuple[float, float] | None = None
+
+
+def import_otter(master_path: Path, out: Path, *, name: str | None = None, mode: str = "auto",
+                 case_time_limit: float = 10.0, self_check: bool = True,
+                 force: bool = False) -> ImportResult:
+    """Write the assignment folder; with ``self_check``, grade the master (every case must
+    pass) and the student notebook with dlgrade and add the scores to the report."""
+    import nbformat
+
+    from .release import write_skeleton
+
+    master_path = Path(master_path)
+    out = Path(out)
+    name = name or out.name
+    if not re.fullmatch(r"[A-Za-z_][\w-]*", name):
+        raise OtterImportError(f"assignment name {name!r}: use letters, digits, _ and -")
+    if out.exists() and any(out.iterdir()) and not force:
+        raise OtterImportError(f"{out} exists and is not empty (pass --force to overwrite)")
+    try:
+        nb = nbformat.read(master_path, as_version=4)
+    except Exception as exc:  # noqa: BLE001 - nbformat raises many kinds
+        raise OtterImportError(f"cannot read {master_path}: {exc}") from None
+    conv = convert(nb, name, mode=mode)
+    if not any(q.cases for q in conv.questions):
+        raise OtterImportError(f"{master_path.name} has no otter test cases to convert")
+    (out / "master").mkdir(parents=True, exist_ok=True)
+    (out / "tests").mkdir(exist_ok=True)
+    master_rel = f"master/{name}.ipynb"
+    nbformat.write(conv.master, out / master_rel)
+    write_skeleton(out / master_rel, out / f"{name}.ipynb")
+    (out / "tests" / f"test_{_ident(name)}.py").write_text(
+        render_tests(conv, master_path.name, case_time_limit))
+    (out / "public_checks.py").write_text(render_public_checks(conv))
+    (out / "assignment.toml").write_text(render_toml(conv, master_rel, case_time_limit))
+    checks, ok = [], True
+    result = ImportResult(out, conv, "", True)
+    if self_check:
+        from .assignment import load_assignment
+        from .grade import grade_notebook
+
+        assignment = load_assignment(str(out))
+        run = grade_notebook(assignment.master, assignment)
+        res = run.results
+        result.master_score = (res.score, res.max_score)
+        failed = [t for t in res.tests if t.status != "passed"]
+        ok = not failed and not run.grader_error and bool(res.tests)
+        checks.append(f"- master notebook: {res.score:g} / {res.max_score:g}"
+                      + ("" if ok else " (every converted case should pass on the master)"))
+        for t in failed:
+            first = "\n".join(t.output.strip().splitlines()[:6])
+            checks.append(f"  - {t.name}: {_indent(first, 600).strip()}")
+        if run.grader_error or not res.tests:
+            checks.append(f"  - grader error: {res.output.strip()[:600]}")
+        skeleton = grade_notebook(assignment.skeleton, assignment)
+        result.skeleton_score = (skeleton.results.score, skeleton.results.max_score)
+        checks.append(f"- student notebook (no work done): {skeleton.results.score:g} / "
+                      f"{skeleton.results.max_score:g}")
+    result.ok = ok
+    result.report = render_report(conv, master_path, checks)
+    (out / "otter-import-report.md").write_text(result.report)
+    return result

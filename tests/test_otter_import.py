@@ -1,0 +1,410 @@
+"""Coming from otter-grader: `dlgrade import-otter`, converted tests, otter calls in notebooks."""
+from __future__ import annotations
+
+import json
+import types
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_output, new_raw_cell
+
+from autograder.assignment import load_assignment
+from autograder.cli import main as cli_main
+from autograder.grade import grade_notebook
+from autograder.otter_import import (DoctestCase, OtterImportError, compare_output, convert,
+                                     import_otter, run_question)
+from autograder.public import run_public_check
+from autograder.sandbox import Sandbox, SandboxConfig
+from conftest import ROOT
+
+FIXTURES = ROOT / "tests" / "otter"
+
+
+# ---- helpers ------------------------------------------------------------------------------------
+
+def shown(source: str, text: str):
+    """A test cell as Jupyter leaves it in the master: its last value displayed."""
+    cell = new_code_cell(source)
+    cell.outputs = [new_output("execute_result", data={"text/plain": text}, execution_count=1)]
+    return cell
+
+
+def master_nb(*cells):
+    return nbformat.v4.new_notebook(cells=list(cells))
+
+
+def question(name, solution, tests, config=""):
+    return [new_raw_cell(f"# BEGIN QUESTION\nname: {name}\n{config}"),
+            new_raw_cell("# BEGIN SOLUTION"), new_code_cell(solution),
+            new_raw_cell("# END SOLUTION"), new_raw_cell("# BEGIN TESTS"), *tests,
+            new_raw_cell("# END TESTS"), new_raw_cell("# END QUESTION")]
+
+
+def write(nb, path: Path) -> Path:
+    nbformat.write(nb, path)
+    return path
+
+
+def student_nb(tmp_path, *sources, name="submission.ipynb"):
+    return write(master_nb(*[new_code_cell(s) for s in sources]), tmp_path / name)
+
+
+def scores(run):
+    return {t.name: (t.score, t.max_score) for t in run.results.tests}
+
+
+@pytest.fixture(scope="module")
+def hello(tmp_path_factory):
+    """The otter master of tests/otter imported once, through the command line."""
+    out = tmp_path_factory.mktemp("otter") / "hello_otter"
+    code = cli_main(["import-otter", str(FIXTURES / "hello_master.ipynb"), "--out", str(out)])
+    assert code == 0  # the self-check passed: the master earns full marks on its own tests
+    return out
+
+
+# ---- the issue's end-to-end test ----------------------------------------------------------------
+
+def test_imported_assignment_grades_as_the_otter_tests_intend(hello):
+    assignment = load_assignment(str(hello))
+    assert assignment.directory == hello.resolve() and assignment.mode == "all"
+    # The master lives inside the folder, so it is hidden from the worker with the tests.
+    assert assignment.master.is_relative_to(assignment.directory)
+    assert assignment.directory in assignment.secret_paths
+
+    correct = grade_notebook(FIXTURES / "hello_correct.ipynb", assignment)
+    assert not correct.grader_error
+    assert correct.results.score == correct.results.max_score == 5
+    assert "Problems while loading" not in correct.results.output  # otter calls are harmless
+
+    wrong = grade_notebook(FIXTURES / "hello_wrong.ipynb", assignment)
+    # x * |x| and sum / (len + 1) pass both public cases and fail both hidden ones; the
+    # hidden q1 case is worth 2 of q1's 3 points (TEST CONFIG), q2's 2 points split evenly.
+    assert scores(wrong) == {"q1: public tests": (1, 1), "q1: hidden tests": (0, 2),
+                             "q2: public tests": (1, 1), "q2: hidden tests": (0, 1)}
+    tests = {t.name: t for t in wrong.results.tests}
+    assert tests["q1: hidden tests"].visibility == "hidden"
+    assert tests["q1: public tests"].visibility == "visible"
+    output = tests["q1: hidden tests"].output
+    assert "check negative inputs" in output  # the case's failure_message
+    assert "expected output:\n    (16, 0.25)\nyour output:\n    (-16, 0.25)" in output
+
+
+def test_import_writes_a_complete_assignment(hello):
+    files = {p.relative_to(hello).as_posix() for p in hello.rglob("*") if p.is_file()}
+    assert {"assignment.toml", "hello_otter.ipynb", "master/hello_otter.ipynb",
+            "tests/test_hello_otter.py", "public_checks.py", "otter-import-report.md"} <= files
+    report = (hello / "otter-import-report.md").read_text()
+    assert "master notebook: 5 / 5" in report
+    assert "student notebook (no work done): 0 / 5" in report
+    # Unsupported config is listed with its line, not dropped silently.
+    assert "cell 1, line 4: `files:`" in report
+    skeleton = nbformat.read(hello / "hello_otter.ipynb", as_version=4)
+    code = "\n".join(c.source for c in skeleton.cells if c.cell_type == "code")
+    assert "return x * x" not in code and "sum(heights) / len(heights)" not in code
+    assert 'check("q1", "hello_otter")' in code and "import otter" not in code
+    # Hidden cases never reach the student: not in the notebook, not in the public checks.
+    public = (hello / "public_checks.py").read_text()
+    assert "square(3)" in public and "square(-4)" not in public and "167.0" not in public
+
+
+def test_public_checks_run_in_the_students_notebook(hello, capsys):
+    right = {"square": lambda x: x * x, "mean_height": 167.0}
+    wrong = {"square": lambda x: x + x, "mean_height": 167}
+    folder = str(hello)  # an absolute path: found without being bundled
+    assert run_public_check("q1", right, folder) and run_public_check("q2", right, folder)
+    assert not run_public_check("q1", wrong, folder)
+    assert not run_public_check("q2", wrong, folder)
+    out = capsys.readouterr().out
+    assert "expected output:\n    9\nyour output:\n    6" in out
+    assert "expected output:\n    float\nyour output:\n    int" in out
+
+
+def test_reimport_needs_force_and_is_identical(hello, tmp_path):
+    with pytest.raises(OtterImportError, match="not empty"):
+        import_otter(FIXTURES / "hello_master.ipynb", hello, self_check=False)
+    again = tmp_path / "hello_otter"
+    import_otter(FIXTURES / "hello_master.ipynb", again, self_check=False)
+    for name in ("tests/test_hello_otter.py", "public_checks.py", "assignment.toml",
+                 "master/hello_otter.ipynb", "hello_otter.ipynb"):
+        assert (again / name).read_text() == (hello / name).read_text(), name
+
+
+# ---- conversion details (no grading) ------------------------------------------------------------
+
+def test_points_follow_otters_rules():
+    nb = master_nb(
+        *question("a", "def f(): return 1", [shown("f()", "1"), shown("f()", "1"),
+                                             shown("f()", "1")], "points: 2"),
+        *question("b", "def g(): return 1", [shown("g()", "1"), shown("g()", "1")]),
+        *question("c", "def h(): return 1", [shown("h()", "1"), shown("h()", "1")],
+                  "points: [1, 3]"),
+        *question("d", "def k(): return 1", [shown("k()", "1"), shown("k()", "1")],
+                  "points:\n  each: 2\nall_or_nothing: true"),
+        *question("e", "def m(): return 1",
+                  [shown('""" # BEGIN TEST CONFIG\npoints: 3\n""" # END TEST CONFIG\nm()', "1"),
+                   shown("m()", "1"), shown("m()", "1")], "points: 4"))
+    conv = convert(nb, "pts", mode="auto")
+    points = {q.name: [c.points for c in q.cases] for q in conv.questions}
+    assert points["a"] == pytest.approx([2 / 3] * 3)
+    assert points["b"] == [0.5, 0.5]  # no points anywhere: the question is worth 1
+    assert points["c"] == [1, 3]
+    assert points["d"] == [2, 2] and conv.questions[3].all_or_nothing
+    assert points["e"] == [3, 0.5, 0.5]  # the rest of the question's points is shared
+    assert conv.mode == "definitions"  # the tests only call functions
+
+
+def test_hidden_markers_and_test_config():
+    nb = master_nb(*question("q", "def f(): return 1", [
+        shown("f()", "1"),
+        shown("# HIDDEN\nf() + 1", "2"),
+        shown('""" # BEGIN TEST CONFIG\nhidden: true\nsuccess_message: well done\n'
+              'timeout: 3\n""" # END TEST CONFIG\nf()', "1"),
+        shown("# a comment\nf()", "1"),
+        shown("# Hidden from students\nf()", "1"),  # otter looks for the word
+    ]))
+    conv = convert(nb, "hid")
+    cases = conv.questions[0].cases
+    assert [c.hidden for c in cases] == [False, True, True, False, True]
+    assert cases[1].source == "f() + 1" and cases[2].success_message == "well done"
+    assert cases[3].source.startswith("# a comment")
+    # An unknown TEST CONFIG key is reported with its line.
+    assert any("`timeout`" in n.what and n.where.endswith("line 4") for n in conv.notes)
+
+
+def test_in_cell_markers_become_dlgrade_blocks():
+    source = ("import numpy as np\n"
+              "np.random.seed(0)  # SEED\n"
+              "a = 1  # SOLUTION\n"
+              "b = 2  # SOLUTION\n"
+              "debug = True  # IGNORE\n"
+              "# BEGIN IGNORE\n"
+              "print('instructor only')\n"
+              "# END IGNORE\n"
+              "def f(x):\n"
+              "    # BEGIN SOLUTION NO PROMPT\n"
+              "    return x + a + b\n"
+              "    # END SOLUTION\n")
+    nb = master_nb(*question("q", source, [shown("f(1)", "4")]))
+    conv = convert(nb, "marks")
+    code = [c.source for c in conv.master.cells if c.cell_type == "code"]
+    assert code[0] == "from autograder import check"  # for the check() cells dlgrade adds
+    assert code[1] == ("import numpy as np\n"
+                       "# BEGIN SOLUTION\na = 1\nb = 2\n# END SOLUTION\n"
+                       "def f(x):\n    # BEGIN SOLUTION\n    return x + a + b\n"
+                       "    # END SOLUTION\n")
+    whats = " | ".join(n.what for n in conv.notes)
+    assert "SEED line" in whats and "IGNORE line" in whats and "IGNORE block" in whats
+    assert "NO PROMPT" in whats and "one-line SOLUTION" in whats
+    # The master grades the same way release strips it: the block markers are dlgrade's own.
+    from autograder.release import make_skeleton
+    skeleton = make_skeleton(conv.master)
+    text = "\n".join(c.source for c in skeleton.cells)
+    assert "return x + a + b" not in text and "a = 1" not in text
+
+
+def test_what_cannot_be_converted_is_reported_line_by_line():
+    nb = master_nb(
+        new_raw_cell("# ASSIGNMENT CONFIG\nrequirements: requirements.txt\n"
+                     "init_cell: false\nseed:\n  autograder_value: 7\n  student_value: 1"),
+        *question("w", "answer = 3", [shown("answer", "3")], "manual: true\npoints: 2"),
+        new_raw_cell("# BEGIN QUESTION\nname: essay\nmanual: true"),
+        new_raw_cell("# BEGIN SOLUTION"),
+        new_markdown_cell("The answer is 42 because ..."),
+        new_raw_cell("# END SOLUTION"),
+        new_raw_cell("# END QUESTION"),
+        *question("m", "def f(): return 1", [shown("%time f()", "1"), shown("f()", "1")]))
+    conv = convert(nb, "rep")
+    notes = {(n.where, n.what.split(":")[0]) for n in conv.notes if not n.converted}
+    assert ("cell 1, line 2", "ASSIGNMENT CONFIG key `requirements` is not converted "
+            "(dlgrade has no equivalent here)") in notes
+    assert any(w == "cell 1, line 3" and "init_cell" in what for w, what in notes)
+    assert any("manually graded question" in n.what and n.where == "cell 2, line 3"
+               for n in conv.notes)
+    assert any("written (Markdown) solution" in n.what for n in conv.notes)
+    assert any("not valid Python" in n.what and "%time f()" in n.text for n in conv.notes)
+    # The written answer is not in the master, so no student ever sees it.
+    assert not any("42" in c.source for c in conv.master.cells)
+    assert [len(q.cases) for q in conv.questions] == [1, 0, 1]
+    # Intercell seeding becomes code run before every cell.
+    assert conv.cell_prefix == ('__import__("numpy").random.seed(7); '
+                                '__import__("random").seed(7)')
+
+
+@pytest.mark.parametrize("cells, message", [
+    ([new_raw_cell("# BEGIN QUESTION\nname: q"), new_raw_cell("# BEGIN TESTS")],
+     "never closed"),
+    ([new_raw_cell("# BEGIN SOLUTION")], "outside a question"),
+    ([new_raw_cell("# BEGIN QUESTION\npoints: 1")], "needs a `name`"),
+    ([new_raw_cell("# BEGIN QUESTION\nname: q"), new_raw_cell("# END TESTS")],
+     "does not close"),
+])
+def test_malformed_masters_are_refused_with_a_reason(cells, message):
+    with pytest.raises(OtterImportError, match=message):
+        convert(master_nb(*cells), "bad")
+
+
+def test_output_comparison_follows_otter():
+    assert compare_output("9\n", "9", "plain") is None  # compared as text after stripping
+    assert compare_output("a  \nb\n\n", "a\nb", "plain") is None
+    assert "expected output" in compare_output("9.0", "9", "plain")
+    # The student's own object whose repr reads like the expected literal does not pass.
+    assert "plain data" in compare_output("True", "True", "text")
+    assert compare_output("Model(3 layers)", "Model(3 layers)", "text") is None
+
+
+# ---- the worker side: the exec_cell op and otter calls in notebooks -----------------------------
+
+@pytest.fixture(scope="module")
+def sandbox():
+    sb = Sandbox(SandboxConfig(hide=[str(ROOT / "solutions")]))
+    sb.start()
+    yield sb
+    sb.close()
+
+
+def load(sb, code, mode="all"):
+    return sb.request("load", {"cells": [(1, code)], "mode": mode, "forbidden": [],
+                               "assignment": "test"}, 20)["value"]
+
+
+def exec_cell(sb, source):
+    reply = sb.request("exec_cell", {"source": source}, 10)
+    assert reply["ok"], reply
+    return reply["value"]
+
+
+def test_exec_cell_runs_like_a_notebook_cell(sandbox):
+    load(sandbox, "import numpy as np\nclass Liar:\n    def __repr__(self):\n"
+                  "        return 'True'\n")
+    value = exec_cell(sandbox, "y = 3\nprint('hi')\ny * 2")
+    assert value == {"printed": "hi\n", "kind": "plain", "value": 6}
+    assert exec_cell(sandbox, "y")["value"] == 3  # statements ran in the student's namespace
+    assert exec_cell(sandbox, "y;") == {"printed": "", "kind": "none"}  # `;` hides the value
+    assert exec_cell(sandbox, "print(y)") == {"printed": "3\n", "kind": "none"}
+    scalar = exec_cell(sandbox, "np.float64(0.5)")
+    assert scalar["kind"] == "scalar" and scalar["value"].shape == ()
+    array = exec_cell(sandbox, "np.arange(3)")
+    assert array["kind"] == "plain" and array["value"].tolist() == [0, 1, 2]
+    # An object that cannot travel is shown by its own repr, flagged as such.
+    assert exec_cell(sandbox, "Liar()") == {"printed": "", "kind": "text", "text": "True"}
+    reply = sandbox.request("exec_cell", {"source": "1 / 0"}, 10)
+    assert not reply["ok"] and reply["error"]["type"] == "ZeroDivisionError"
+
+
+@pytest.mark.parametrize("mode", ["all", "definitions"])
+def test_otter_calls_in_a_student_notebook_are_harmless(mode):
+    sandbox = Sandbox(SandboxConfig())
+    sandbox.start()
+    report = load(sandbox, "import otter\nfrom otter import Notebook\n"
+                           "grader = otter.Notebook('hw.ipynb', tests_dir='tests')\n"
+                           "g2 = Notebook()\n"
+                           "grader.check('q1')\ngrader.check_all()\n"
+                           "grader.export(pdf=False, force_save=True, run_tests=True)\n"
+                           "g2.to_pdf()\n"
+                           "def f():\n    return 41 + 1\n", mode)
+    reply = sandbox.request("call", {"target": {"name": "f"}, "args": [], "kwargs": {}}, 5)
+    sandbox.close()
+    assert report["problems"] == []
+    assert reply["value"] == 42
+
+
+# ---- exception-style tests, seeding, lying objects ----------------------------------------------
+
+EXCEPTION_MASTER = master_nb(
+    new_raw_cell("# ASSIGNMENT CONFIG\ntests:\n  ok_format: false\n"
+                 "seed:\n  autograder_value: 42"),
+    new_code_cell("import numpy as np"),
+    *question("q1", "def square(x):\n    return x * x  # SOLUTION", [
+        new_code_cell("def test_square(square):\n    assert square(3) == 9, 'square(3)'"),
+        new_code_cell('""" # BEGIN TEST CONFIG\nhidden: true\npoints: 2\n'
+                      '""" # END TEST CONFIG\n'
+                      "def test_square_arrays(square):\n    import numpy as np\n"
+                      "    out = square(np.array([-2.0, 3.0]))\n"
+                      "    assert isinstance(out, np.ndarray)\n"
+                      "    np.testing.assert_allclose(out, [4.0, 9.0])\n"
+                      "test_square_arrays(square)"),
+    ], "points: 3"),
+    *question("q2", "draw = np.random.rand()  # SOLUTION", [
+        new_code_cell("def test_draw(env):\n    assert 0 <= env['draw'] < 1\n"
+                      "    assert 'nothing' not in env"),
+        new_code_cell("# HIDDEN\ndef test_seeded(draw):\n    import numpy as np\n"
+                      "    np.random.seed(42)\n    assert draw == np.random.rand()"),
+    ], "points: 2"),
+)
+
+
+def test_exception_style_tests_compare_in_the_grader(tmp_path):
+    master = write(EXCEPTION_MASTER, tmp_path / "ex_master.ipynb")
+    result = import_otter(master, tmp_path / "ex")
+    assert result.ok, result.report
+    assert result.master_score == (5, 5)  # the seeded draw is reproduced by the cell prefix
+    assignment = load_assignment(str(tmp_path / "ex"))
+    assert assignment.mode == "all" and "seed(42)" in assignment.cell_prefix
+    assert "`env`" in (tmp_path / "ex" / "assignment.toml").read_text()
+
+    # Objects claiming equality with anything: the comparison happens in the grader, where
+    # the student's object is an opaque proxy, so it earns nothing.
+    cheat = student_nb(tmp_path,
+                       "import numpy as np",
+                       "class Anything(float):\n    def __eq__(self, other):\n"
+                       "        return True\n    __hash__ = float.__hash__",
+                       "def square(x):\n    return Anything(0)",
+                       "draw = Anything(0.5)")
+    run = grade_notebook(cheat, assignment)
+    got = scores(run)
+    assert got["q1: public tests"] == (0, 1) and got["q1: hidden tests"] == (0, 2)
+    # `0 <= env['draw']` on an opaque proxy is a TypeError in the grader: no points either.
+    assert got["q2: public tests"] == (0, 1) and got["q2: hidden tests"] == (0, 1)
+    tests = {t.name: t.output for t in run.results.tests}
+    assert "at line 2 of the test: assert square(3) == 9" in tests["q1: public tests"]
+
+
+def test_doctest_cases_resist_a_lying_repr(tmp_path, hello):
+    cheat = student_nb(
+        tmp_path,
+        "class Shown:\n    def __init__(self, text):\n        self.text = text\n"
+        "    def __repr__(self):\n        return self.text\n",
+        "def square(x):\n    return Shown('9')",
+        "mean_height = Shown('167.0')")
+    run = grade_notebook(cheat, load_assignment(str(hello)))
+    assert run.results.score == 0
+    assert "expected plain data" in {t.name: t.output for t in run.results.tests}[
+        "q1: public tests"]
+
+
+def test_run_question_scores_cases_and_all_or_nothing():
+    from autograder.plugin import PartialCredit
+    from autograder.session import LocalNamespace
+
+    module = types.ModuleType("m")
+    exec("def f(x):\n    return x + 1\n", module.__dict__)
+    student = LocalNamespace(module)
+    cases = [DoctestCase("a", "f(1)", "2", points=1, success_message="nice"),
+             DoctestCase("b", "f(2)", "4", points=3, failure_message="off by one?")]
+    partial = PartialCredit()
+    run_question(student, partial, cases)
+    assert partial.fraction == pytest.approx(0.25)
+    assert partial.messages[0] == "[a] nice" and "off by one?" in partial.messages[1]
+    strict = PartialCredit()
+    run_question(student, strict, cases, all_or_nothing=True)
+    assert strict.fraction == 0 and "all or nothing" in strict.messages[-1]
+
+
+def test_cli_reports_a_bad_master(tmp_path, capsys):
+    bad = write(master_nb(new_raw_cell("# BEGIN SOLUTION")), tmp_path / "bad.ipynb")
+    assert cli_main(["import-otter", str(bad), "--out", str(tmp_path / "x")]) == 2
+    assert "outside a question" in capsys.readouterr().out
+    assert not (tmp_path / "x").exists()
+
+
+def test_fixtures_are_up_to_date():
+    """tests/otter/build_fixtures.py writes the committed notebooks."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("build_fixtures",
+                                                  FIXTURES / "build_fixtures.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    committed = nbformat.read(FIXTURES / "hello_master.ipynb", as_version=4)
+    assert json.dumps(module.master(), sort_keys=True) == json.dumps(committed, sort_keys=True)
