@@ -313,8 +313,9 @@ def grade_one(args) -> int:
     if args.docker:
         from .containers import grade_in_container
 
+        # The container stops itself a little before the batch would kill this process.
         path = Path(grade_in_container(args.docker, notebook, args.name, out,
-                                       device=args.device))
+                                       device=args.device, timeout_s=max(args.limit - 30, 30)))
         if path.resolve() != (out / "results.json").resolve():
             shutil.copyfile(path, out / "results.json")
         results = json.loads((out / "results.json").read_text())
@@ -415,7 +416,7 @@ def run_batch(source: Path, assignment_name: str, out: Path, *, jobs: int = 1,
                "--assignment", str(assignment.directory), "--name", assignment.name,
                "--notebook", str(sub.notebook), "--out", str(student_dir),
                "--parent", str(os.getpid()), "--device", device,
-               "--title", title, "--subtitle", subtitle]
+               "--title", title, "--subtitle", subtitle, "--limit", str(limit)]
         if docker:
             cmd += ["--docker", docker]
         log = open(student_dir / "log.txt", "wb")
@@ -549,6 +550,7 @@ def main(argv=None) -> int:
     one.add_argument("--parent", type=int, required=True)
     one.add_argument("--device", default="cpu")
     one.add_argument("--docker")
+    one.add_argument("--limit", type=float, default=600.0, help="the batch's wall-clock limit")
     one.add_argument("--title", default="")
     one.add_argument("--subtitle", default="")
     args = parser.parse_args(argv)
