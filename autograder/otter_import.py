@@ -407,7 +407,8 @@ def run_public_cases(impl, cases) -> None:
             if case.success_message:
                 print(f"  {case.name}: {case.success_message}")
         else:
-            failures.append(f"[{case.name}] {_case_failure(case, message)}")
+            text = _case_failure(case, message).replace("\n", "\n    ")
+            failures.append(f"[{case.name}] {text}")
     if failures:
         raise CheckFailure("\n".join(failures))
 
@@ -709,6 +710,9 @@ def _read_test(cell, number: int, question: Question, ok_format: bool, notes: li
         bad = lines[start + (exc.lineno or 1) - 1] if exc.lineno else ""
         notes.append(Note(f"{where}, line {start + (exc.lineno or 1)}", bad,
                           f"test cell is not valid Python ({exc.msg}): test case not converted"))
+        return
+    if not tree.body:
+        notes.append(Note(where, "", "test cell without code: nothing to convert"))
         return
     case = Case(name=f"{question.name} - {len(question.cases) + 1}", kind="doctest",
                 source=source, hidden=hidden, points=points,
@@ -1193,7 +1197,8 @@ def render_report(conv: Conversion, master_path: Path, checks: list[str]) -> str
              f"({hidden} hidden), {total:g} points. Mode `{conv.mode}`: {conv.mode_reason}.", ""]
     for q in conv.questions:
         pts = sum(c.points for c in q.cases)
-        lines.append(f"- {q.name}: {len(q.cases)} cases, {pts:g} points"
+        lines.append(f"- {q.name}: {len(q.cases)} case{'s' * (len(q.cases) != 1)}, "
+                     f"{pts:g} point{'s' * (pts != 1)}"
                      + (" (all or nothing)" if q.all_or_nothing else ""))
     skipped = [n for n in conv.notes if not n.converted]
     changed = [n for n in conv.notes if n.converted]

@@ -116,8 +116,8 @@ def test_public_checks_run_in_the_students_notebook(hello, capsys):
     assert not run_public_check("q1", wrong, folder)
     assert not run_public_check("q2", wrong, folder)
     out = capsys.readouterr().out
-    assert "expected output:\n    9\nyour output:\n    6" in out
-    assert "expected output:\n    float\nyour output:\n    int" in out
+    assert "expected output:\n        9\n    your output:\n        6" in out
+    assert "expected output:\n        float\n    your output:\n        int" in out
 
 
 def test_reimport_needs_force_and_is_identical(hello, tmp_path):
@@ -408,3 +408,61 @@ def test_fixtures_are_up_to_date():
     spec.loader.exec_module(module)
     committed = nbformat.read(FIXTURES / "hello_master.ipynb", as_version=4)
     assert json.dumps(module.master(), sort_keys=True) == json.dumps(committed, sort_keys=True)
+
+
+# The expected outputs of hello_master's q1 hidden and q2 hidden cases, hex-encoded so that
+# this code holds no copy of them that a heap walk could find.
+HEAP_WALK = '''
+import gc, sys
+NEEDLES = [bytes.fromhex(h).decode() for h in ("2831362c20302e323529", "3136372e30")]
+
+def _leaked():
+    def found(item):
+        return type(item) is str and any(n in item and item is not n for n in NEEDLES)
+    for obj in gc.get_objects():
+        items = (obj.values() if type(obj) is dict else obj if type(obj) in (list, tuple)
+                 else ())
+        if any(found(item) for item in list(items)):
+            return True
+    frame = sys._getframe(1)
+    while frame is not None:
+        if any(found(item) for item in list(frame.f_locals.values())
+               + list(frame.f_code.co_consts)):
+            return True
+        frame = frame.f_back
+    return False
+
+def square(x):
+    return -1 if _leaked() else x * x
+'''
+
+
+def test_expected_outputs_never_reach_the_worker(tmp_path, hello):
+    # A heap and frame walk from inside the student's function, as in the cheats of
+    # SANDBOX-NOTES: the expected outputs live in the grader only, so it finds nothing.
+    notebook = student_nb(tmp_path, HEAP_WALK, "heights = [150, 165, 172, 181]",
+                          "mean_height = sum(heights) / len(heights)")
+    run = grade_notebook(notebook, load_assignment(str(hello)))
+    assert run.results.score == 5, [(t.name, t.output) for t in run.results.tests]
+    # The walk does find an expected output that is in the worker.
+    sandbox = Sandbox(SandboxConfig())
+    sandbox.start()
+    try:
+        load(sandbox, HEAP_WALK)
+        reply = sandbox.request("call", {"target": {"name": "square"},
+                                         "args": ["got (16, 0.25)?"], "kwargs": {}}, 10)
+    finally:
+        sandbox.close()
+    assert reply["value"] == -1
+
+
+def test_hanging_cases_time_out_and_grading_goes_on(tmp_path, hello):
+    assignment = load_assignment(str(hello))
+    assignment.time_limit_cap = 1.0  # each case's limit, for a quick test
+    notebook = student_nb(tmp_path, "def square(x):\n    while True:\n        pass",
+                          "heights = [150, 165, 172, 181]",
+                          "mean_height = sum(heights) / len(heights)")
+    run = grade_notebook(notebook, assignment)
+    assert scores(run) == {"q1: public tests": (0, 1), "q1: hidden tests": (0, 2),
+                           "q2: public tests": (1, 1), "q2: hidden tests": (1, 1)}
+    assert "time limit" in {t.name: t.output for t in run.results.tests}["q1: public tests"]
