@@ -67,6 +67,13 @@ class Assignment:
             raise AssignmentError(f"{self.name}: no master solution notebook found")
         return load_reference(self.master, f"dlgrade_reference_{self.name}")
 
+    @cached_property
+    def diagnoser(self):
+        """Names known mistakes in failing results; built lazily, kept for later gradings."""
+        from .diagnose import Diagnoser
+
+        return Diagnoser(self)
+
 
 def load_assignment(name_or_path: str) -> Assignment:
     path = Path(name_or_path)

@@ -25,6 +25,38 @@ class MutantResult:
     score: float
     killed: bool
     failed_tests: list[str]
+    diagnosed: bool = False
+
+
+@dataclass
+class ToleranceMargin:
+    test: str
+    what: str
+    error: float
+    limit: float
+
+    @property
+    def margin(self) -> float:
+        """How many times the reference's own error fits under the tolerance."""
+        return self.limit / self.error if self.error > 0 else float("inf")
+
+
+@dataclass
+class MetricMargin:
+    test: str
+    what: str
+    threshold: float
+    higher_is_better: bool
+    values: dict[int, float] = field(default_factory=dict)  # seed -> the reference's metric
+
+    @property
+    def worst(self) -> float:
+        return min(self.values.values()) if self.higher_is_better else max(self.values.values())
+
+    @property
+    def passes_every_seed(self) -> bool:
+        return all((v >= self.threshold) if self.higher_is_better else (v <= self.threshold)
+                   for v in self.values.values())
 
 
 @dataclass
@@ -40,6 +72,9 @@ class AuditReport:
     mutants: list[MutantResult] = field(default_factory=list)
     equivalent: list[str] = field(default_factory=list)
     test_seconds: dict[str, float] = field(default_factory=dict)
+    tolerances: list[ToleranceMargin] = field(default_factory=list)
+    metrics: list[MetricMargin] = field(default_factory=list)
+    quick: bool = False
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -47,16 +82,67 @@ class AuditReport:
         return sum(m.killed for m in self.mutants) / len(self.mutants) if self.mutants else 1.0
 
     @property
+    def diagnosis_rate(self) -> float:
+        killed = [m for m in self.mutants if m.killed]
+        return sum(m.diagnosed for m in killed) / len(killed) if killed else 1.0
+
+    @property
     def ok(self) -> bool:
         return not self.problems
+
+
+MIN_DIAGNOSIS_RATE = 0.8
 
 
 def _scores(run: GradeRun) -> list[tuple[str, float]]:
     return [(t.name, t.score) for t in run.results.tests]
 
 
-def audit(assignment: Assignment, *, reruns: int = 3, progress=lambda msg: None) -> AuditReport:
-    report = AuditReport(assignment.name)
+def _margins(report: AuditReport, run: GradeRun) -> None:
+    for o in run.outcomes:
+        for m in o.measures:
+            if m["kind"] == "tolerance":
+                report.tolerances.append(ToleranceMargin(o.name, m["what"], m["error"],
+                                                         m["limit"]))
+            elif m["kind"] == "metric":
+                found = next((x for x in report.metrics
+                              if x.test == o.name and x.what == m["what"]), None)
+                if found is None:
+                    found = MetricMargin(o.name, m["what"], m["limit"], m["higher_is_better"])
+                    report.metrics.append(found)
+                found.values[0] = m["value"]
+
+
+def _metric_seeds(assignment: Assignment, report: AuditReport, run: GradeRun, seeds: int,
+                  progress) -> None:
+    """Rerun the reference's trained checks with other seeds, in-process (trusted code)."""
+    from .data import load_digits_split
+    from .grade import run_tests
+    from .plugin import GradingPlugin
+    from .session import InProcessSession
+
+    trained = [o for o in run.outcomes if any(m["kind"] == "metric" for m in o.measures)]
+    for offset in range(1, seeds):
+        progress(f"trained checks of the reference, seed {offset}")
+        plugin = GradingPlugin(InProcessSession(assignment.reference), assignment.reference,
+                               default_time_limit=assignment.time_limit,
+                               total_time_limit=assignment.total_time_limit,
+                               digits_loader=load_digits_split, seed_offset=offset)
+        outcomes = run_tests(assignment, plugin, only=[o.nodeid for o in trained])
+        for o in outcomes:
+            for m in o.measures:
+                if m["kind"] != "metric":
+                    continue
+                for x in report.metrics:
+                    if x.test == o.name and x.what == m["what"]:
+                        x.values[offset] = m["value"]
+
+
+def audit(assignment: Assignment, *, reruns: int = 3, seeds: int = 5, quick: bool = False,
+          progress=lambda msg: None) -> AuditReport:
+    """``quick``: grade each mutant only up to its first lost point (enough to prove it is
+    caught and diagnosed; the full list of tests that catch it needs the slow run)."""
+    report = AuditReport(assignment.name, quick=quick)
     progress("grading the reference")
     start = time.monotonic()
     runs = [grade_notebook(assignment.master, assignment)]
@@ -74,6 +160,17 @@ def audit(assignment: Assignment, *, reruns: int = 3, progress=lambda msg: None)
         failed = [t.name for t in reference.tests if t.status != "passed"]
         report.problems.append(f"reference scores {reference.score:g}/{reference.max_score:g}; "
                                f"failing: {failed}")
+    _margins(report, runs[0])
+    for t in report.tolerances:
+        if t.error > t.limit:
+            report.problems.append(f"{t.test}: the reference's own error {t.error:.2e} on "
+                                   f"{t.what} exceeds the tolerance {t.limit:.0e}")
+    if seeds > 1 and report.metrics:
+        _metric_seeds(assignment, report, runs[0], seeds, progress)
+    for m in report.metrics:
+        if not m.passes_every_seed:
+            report.problems.append(f"{m.test}: the reference misses the threshold "
+                                   f"{m.threshold:g} on some seed: {m.values}")
     for i in range(1, reruns):
         progress(f"rerun {i + 1} of {reruns}")
         runs.append(grade_notebook(assignment.master, assignment))
@@ -99,14 +196,19 @@ def audit(assignment: Assignment, *, reruns: int = 3, progress=lambda msg: None)
             progress(f"mutant {mutant.name}")
             path = Path(tmp) / f"{mutant.name}.ipynb"
             nbformat.write(apply_to_notebook(master, mutant), path)
-            run = grade_notebook(path, assignment)
+            run = grade_notebook(path, assignment, stop_at_first_loss=quick)
+            failed = [t for t in run.results.tests if t.status != "passed"]
             report.mutants.append(MutantResult(
                 mutant.name, mutant.function, run.results.score,
-                killed=run.results.score < reference.score and not run.grader_error,
-                failed_tests=[t.number for t in run.results.tests if t.status != "passed"]))
+                killed=bool(failed) and not run.grader_error,
+                failed_tests=[t.number for t in failed],
+                diagnosed=any(mutant.diagnosis in t.output for t in failed)))
     survivors = [m.name for m in report.mutants if not m.killed]
     if survivors:
         report.problems.append(f"mutants that lose no points: {survivors}")
+    if report.mutants and report.diagnosis_rate < MIN_DIAGNOSIS_RATE:
+        report.problems.append(f"only {report.diagnosis_rate:.0%} of the caught mutants are "
+                               f"diagnosed by name (at least {MIN_DIAGNOSIS_RATE:.0%} needed)")
     return report
 
 
@@ -117,19 +219,43 @@ def render(report: AuditReport, console) -> None:
     ok = "[green]ok[/]"
     console.print(f"[bold]Audit of {report.assignment}[/]")
     console.print(f"reference: {report.reference_score:g}/{report.max_score:g} in "
-                  f"{report.reference_seconds:.1f} s, peak memory {report.reference_peak_mb:.0f} MB "
+                  f"{report.reference_seconds:.1f} s, peak memory "
+                  f"{report.reference_peak_mb:.0f} MB "
                   + (ok if report.reference_score == report.max_score else "[red]FAIL[/]"))
     console.print(f"skeleton: {report.skeleton_score} "
                   + (ok if report.skeleton_score == 0 and not report.skeleton_crashed
                      else "[red]FAIL[/]"))
     console.print("reruns identical: " + (ok if report.reruns_identical else "[red]FAIL[/]"))
-    table = Table(title=f"mutants: kill rate {report.kill_rate:.0%}")
-    for col in ("mutant", "breaks", "score", "caught by tests"):
+    if report.tolerances:
+        tight = sorted(report.tolerances, key=lambda t: t.margin)[:8]
+        table = Table(title=f"tolerance margins: the {len(tight)} tightest of "
+                            f"{len(report.tolerances)} checks (tolerance / reference's own error)")
+        for col in ("compared", "reference error", "tolerance", "margin"):
+            table.add_column(col)
+        for t in tight:
+            table.add_row(escape(t.what), f"{t.error:.1e}", f"{t.limit:.0e}",
+                          "exact" if t.margin == float("inf") else f"{t.margin:.0f}x")
+        console.print(table)
+    if report.metrics:
+        table = Table(title="trained thresholds: the reference over seeds")
+        for col in ("test", "metric", "threshold", "per seed", "worst margin"):
+            table.add_column(col)
+        for m in report.metrics:
+            per_seed = " ".join(f"{v:.3f}" for _, v in sorted(m.values.items()))
+            margin = (m.worst - m.threshold) if m.higher_is_better else (m.threshold - m.worst)
+            table.add_row(escape(m.test), escape(m.what), f"{m.threshold:g}", per_seed,
+                          f"{margin:+.3f}" if m.passes_every_seed else f"[red]{margin:+.3f}[/]")
+        console.print(table)
+    caught = "first test that catches it" if report.quick else "caught by tests"
+    table = Table(title=f"mutants: kill rate {report.kill_rate:.0%}, diagnosed by name "
+                        f"{report.diagnosis_rate:.0%}")
+    for col in ("mutant", "breaks", "score", caught, "diagnosed"):
         table.add_column(col)
     for m in report.mutants:
         table.add_row(m.name, m.function,
                       f"{m.score:g}" if m.killed else f"[red]{m.score:g} SURVIVED[/]",
-                      " ".join(f"#{n}" for n in m.failed_tests))
+                      " ".join(f"#{n}" for n in m.failed_tests),
+                      "yes" if m.diagnosed else "[yellow]no[/]")
     console.print(table)
     if report.equivalent:
         console.print("equivalent (not graded): " + ", ".join(report.equivalent))

@@ -14,6 +14,21 @@ import numpy as np
 NUMPY_SCALARS = frozenset(np.dtype(c).type for c in "efdbhilqBHILQ")
 
 
+# Callbacks told about every tolerance check and trained metric (the audit's margins).
+_observers: list[Callable[[dict], None]] = []
+
+
+def observe(callback: Callable[[dict], None]):
+    """Register ``callback(measure)``; returns a function that unregisters it."""
+    _observers.append(callback)
+    return lambda: _observers.remove(callback)
+
+
+def _measured(**measure) -> None:
+    for callback in list(_observers):
+        callback(measure)
+
+
 class CheckFailure(AssertionError):
     """A student result that does not meet a check; the message is shown to the student."""
 
@@ -134,6 +149,7 @@ def assert_close(actual, expected, what: str, *, tol: float = 1e-7, inputs=None,
     else:
         actual_value = expect_array(actual, what, shape=expected.shape, dtype=dtype, inputs=inputs)
     err = rel_error(actual_value, expected)
+    _measured(kind="tolerance", what=what, error=float(err.max()) if err.size else 0.0, limit=tol)
     if err.size == 0 or float(err.max()) <= tol:
         return
     idx = np.unravel_index(int(np.argmax(err)), err.shape)
@@ -183,6 +199,7 @@ def assert_gradient(analytic, numeric: np.ndarray, what: str, *, tol: float, inp
     """Compare an analytic gradient with a numerical one by their relative norm error."""
     analytic = expect_array(analytic, what, shape=numeric.shape, inputs=inputs)
     err = norm_error(analytic, numeric)
+    _measured(kind="tolerance", what=what, error=err, limit=tol)
     if err <= tol:
         return
     idx = np.unravel_index(int(np.argmax(np.abs(analytic - numeric))), numeric.shape)
@@ -259,3 +276,15 @@ def assert_not_mutated(before: dict, after: dict, what: str) -> None:
                                             or not np.array_equal(new, old)):
             raise CheckFailure(f"{what} modified its input {key!r} in place; compute on a copy "
                                "or build a new array instead", what=what)
+
+
+def assert_metric(value: float, threshold: float, what: str, *, higher_is_better: bool = True,
+                  detail: str = "") -> None:
+    """A trained model's metric against its threshold; the audit reports the margin."""
+    _measured(kind="metric", what=what, value=float(value), limit=float(threshold),
+              higher_is_better=higher_is_better)
+    ok = value >= threshold if higher_is_better else value <= threshold
+    if not (ok and np.isfinite(value)):
+        need = "at least" if higher_is_better else "at most"
+        raise CheckFailure(f"{what} is {value:.4g}; {need} {threshold:.4g} needed"
+                           + (f" ({detail})" if detail else ""), what=what, actual=value)

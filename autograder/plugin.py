@@ -12,12 +12,12 @@ import sys
 import time
 import zlib
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pytest
 
-from .checks import CheckFailure
+from .checks import CheckFailure, observe
 from .session import (LocalFactory, StudentCodeError, StudentCrash, StudentNamespace,
                       StudentSession, StudentTimeout, WorkerFactory)
 
@@ -39,6 +39,8 @@ class Outcome:
     tags: list[str]
     seconds: float = 0.0
     grader_error: bool = False
+    # Tolerance checks and trained metrics this test made (checks.observe): audit margins.
+    measures: list[dict] = field(default_factory=list)
 
 
 class PartialCredit:
@@ -92,7 +94,7 @@ class GradingPlugin:
     def __init__(self, session: StudentSession | None, reference, *, default_time_limit: float,
                  total_time_limit: float, default_visibility: str = "visible",
                  student_override=None, digits_loader=None, time_limit_cap=None,
-                 device: str = "cpu"):
+                 device: str = "cpu", diagnoser=None, seed_offset: int = 0):
         self.session = session
         self.reference_module = reference
         self.default_time_limit = default_time_limit
@@ -102,6 +104,10 @@ class GradingPlugin:
         self.digits_loader = digits_loader
         self.time_limit_cap = time_limit_cap
         self.device_name = device
+        self.diagnoser = diagnoser
+        # Audits rerun trained tests with other seeds to measure the margin of thresholds.
+        self.seed_offset = seed_offset
+        self.measures: dict[str, list[dict]] = {}
         self.outcomes: dict[str, Outcome] = {}
         self.order: list[str] = []
         self.started = time.monotonic()
@@ -136,7 +142,13 @@ class GradingPlugin:
 
     @pytest.fixture
     def rng(self, request):
-        return np.random.default_rng(_seed_of(request.node.nodeid))
+        return np.random.default_rng(_seed_of(request.node.nodeid) + self.seed_offset)
+
+    @pytest.fixture
+    def train_seed(self):
+        """The seed a trained check trains with: 0 when grading; audits vary it to show the
+        reference clears the threshold on every seed, not just a lucky one."""
+        return self.seed_offset
 
     @pytest.fixture
     def partial(self, request):
@@ -162,7 +174,7 @@ class GradingPlugin:
 
     # ---- running ----------------------------------------------------------------------------
     def pytest_runtest_setup(self, item):
-        seed = _seed_of(item.nodeid)
+        seed = _seed_of(item.nodeid) + self.seed_offset
         np.random.seed(seed % 2**32)
         random.seed(seed)
         torch = sys.modules.get("torch")  # only if a test module uses it: importing costs ~1 s
@@ -170,6 +182,10 @@ class GradingPlugin:
             torch.manual_seed(seed)
             torch.set_num_threads(1)
         item._dlgrade_start = time.monotonic()
+        measures = self.measures.setdefault(item.nodeid, [])
+        item._dlgrade_unobserve = observe(measures.append)
+        if self.session is not None:
+            self.session.recorder = [] if self.diagnoser is not None else None
         if time.monotonic() - self.started > self.total_time_limit:
             raise BudgetExceeded(f"not run: the whole submission used up its "
                                  f"{self.total_time_limit:g} s grading budget")
@@ -180,6 +196,10 @@ class GradingPlugin:
             self.session.begin_test(seed, limit)
 
     def pytest_runtest_teardown(self, item):
+        unobserve = getattr(item, "_dlgrade_unobserve", None)
+        if unobserve is not None:
+            unobserve()
+            item._dlgrade_unobserve = None
         if self.session is not None:
             self.session.end_test()
 
@@ -219,13 +239,26 @@ class GradingPlugin:
                     text = f"internal grader error ({type(exc).__name__}: {exc}); not your fault"
             messages.append(text)
             fraction = partial.fraction if partial is not None else 0.0
+        if fraction < 1.0 and not grader_error:
+            messages += self._diagnose()
         elif report.skipped:
             fraction = 0.0
             messages.append("skipped: " + str(call.excinfo.value if call.excinfo else ""))
         seconds = time.monotonic() - getattr(item, "_dlgrade_start", time.monotonic())
         self.outcomes[item.nodeid] = Outcome(item.nodeid, name, points, fraction,
                                              "\n".join(messages), visibility, tags, seconds,
-                                             grader_error)
+                                             grader_error, self.measures.get(item.nodeid, []))
+
+
+    def _diagnose(self) -> list[str]:
+        records = self.session.recorder if self.session is not None else None
+        if self.diagnoser is None or not records:
+            return []
+        try:
+            diagnoses = self.diagnoser.explain(records)
+        except Exception:  # noqa: BLE001 - a hint must never cost a grade
+            return []
+        return [f"This looks like a known mistake: {d}" for d in diagnoses]
 
 
 def _seed_of(nodeid: str) -> int:

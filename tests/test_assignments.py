@@ -8,40 +8,33 @@ import nbformat
 import pytest
 
 from autograder.assignment import ASSIGNMENTS_DIR, load_assignment
+from autograder.audit import audit
 from autograder.grade import grade_notebook
-from autograder.mutants import apply_to_notebook, load_mutants
+from autograder.mutants import load_mutants
 from autograder.public import load_public_checks, run_public_check
 from autograder.release import make_skeleton
 
 NAMES = sorted(p.name for p in ASSIGNMENTS_DIR.iterdir() if (p / "assignment.toml").exists())
 ASSIGNMENTS = {name: load_assignment(name) for name in NAMES}
-MUTANT_CASES = [(name, m) for name in NAMES
-                for m in load_mutants(ASSIGNMENTS[name].mutants_file) if not m.equivalent]
-_solution_runs: dict = {}
 
 
 def master_of(name):
     return nbformat.read(ASSIGNMENTS[name].master, as_version=4)
 
 
-def solution_run(name):
-    if name not in _solution_runs:
-        _solution_runs[name] = grade_notebook(ASSIGNMENTS[name].master, ASSIGNMENTS[name])
-    return _solution_runs[name]
-
-
-def scores(run):
-    return {t.name: t.score for t in run.results.tests}
-
-
 @pytest.mark.parametrize("name", NAMES)
-def test_solution_gets_full_marks(name):
-    results = solution_run(name).results
-    failed = [(t.name, t.output) for t in results.tests if t.status != "passed"]
-    assert not failed
-    assert results.max_score >= 50 and results.score == results.max_score
-    assert len(results.tests) >= 15
-    assert "GRADER ERROR" not in results.output
+def test_audit_passes(name):
+    """`dlgrade audit --quick`: full marks for the reference (with every trained threshold met
+    on 5 seeds and every tolerance above the reference's own error), 0 for the skeleton, every
+    known mistake caught and at least 80% of them named, identical scores over 3 reruns."""
+    report = audit(ASSIGNMENTS[name], reruns=3, seeds=5, quick=True)
+    assert report.ok, report.problems
+    assert report.reference_score == report.max_score >= 50
+    assert len(report.test_seconds) >= 15
+    assert report.mutants and all(m.killed for m in report.mutants)
+    assert report.diagnosis_rate >= 0.8
+    assert report.metrics, f"{name} has no trained check reporting its metric (assert_metric)"
+    assert all(len(m.values) == 5 for m in report.metrics)
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -49,7 +42,7 @@ def test_skeleton_scores_zero_and_says_why(name):
     assignment = ASSIGNMENTS[name]
     run = grade_notebook(assignment.skeleton, assignment)
     assert run.results.score == 0
-    assert len(run.results.tests) == len(solution_run(name).results.tests)
+    assert len(run.results.tests) >= 15
     for test in run.results.tests:
         assert test.status == "failed"
         assert "not implemented yet" in test.output, (test.name, test.output)
@@ -101,27 +94,6 @@ def test_there_are_enough_mutants(name):
     mutants = load_mutants(ASSIGNMENTS[name].mutants_file)
     assert len([m for m in mutants if not m.equivalent]) >= ASSIGNMENTS[name].min_mutants
     assert len({m.name for m in mutants}) == len(mutants)
-
-
-@pytest.mark.parametrize("name, mutant", MUTANT_CASES, ids=lambda v: getattr(v, "name", v))
-def test_each_mutant_loses_points(name, mutant, tmp_path):
-    path = tmp_path / f"{mutant.name}.ipynb"
-    nbformat.write(apply_to_notebook(master_of(name), mutant), path)
-    run = grade_notebook(path, ASSIGNMENTS[name])
-    assert "GRADER ERROR" not in run.results.output
-    assert run.results.score < solution_run(name).results.score, f"{mutant.name} survived"
-
-
-@pytest.mark.parametrize("name", NAMES)
-def test_scores_are_identical_across_runs(name, tmp_path):
-    mutant = next(m for n, m in MUTANT_CASES if n == name)
-    path = tmp_path / "mutant.ipynb"
-    nbformat.write(apply_to_notebook(master_of(name), mutant), path)
-    first, second = (grade_notebook(path, ASSIGNMENTS[name]) for _ in range(2))
-    assert scores(first) == scores(second)
-    assert [t.output for t in first.results.tests] == [t.output for t in second.results.tests]
-    rerun = grade_notebook(ASSIGNMENTS[name].master, ASSIGNMENTS[name])
-    assert scores(rerun) == scores(solution_run(name))
 
 
 @pytest.mark.parametrize("name", NAMES)

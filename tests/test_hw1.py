@@ -165,3 +165,25 @@ def test_monkeypatching_in_the_notebook_gains_nothing(tmp_path, solution_run):
     forward = next(t for t in run.results.tests if t.name.startswith("affine_forward: output"))
     assert forward.status == "failed" and "largest relative error" in forward.output
     assert run.results.score < solution_run.results.score
+
+
+def test_a_known_mistake_is_named_in_the_feedback(tmp_path):
+    """A student whose db is averaged, not summed, is told what was compared, on what input,
+    by how much it missed, and which known mistake it looks like; a student with an unknown
+    mistake gets the numbers without a guess."""
+    assignment = load_assignment("hw1_backprop")
+    known = grade_cells(tmp_path, assignment, master_cells(
+        lambda src: src.replace("db = dout.sum(axis=0)", "db = dout.mean(axis=0)")),
+        name="known.ipynb")
+    test = next(t for t in known.results.tests if t.name.startswith("affine_backward: dx, dw"))
+    assert test.status == "failed"
+    assert re.search(r"affine_backward db on .*\(\d+, \d+\).*largest relative error "
+                     r"\d\.\d\de[+-]\d+ at index \(\d+,\)", test.output), test.output
+    assert ("This looks like a known mistake: db looks like it was averaged over the batch "
+            "instead of summed") in test.output
+    unknown = grade_cells(tmp_path, assignment, master_cells(
+        lambda src: src.replace("db = dout.sum(axis=0)", "db = 1.5 * dout.sum(axis=0)")),
+        name="unknown.ipynb")
+    test = next(t for t in unknown.results.tests if t.name.startswith("affine_backward: dx, dw"))
+    assert test.status == "failed" and "largest relative error" in test.output
+    assert "known mistake" not in test.output

@@ -1,0 +1,251 @@
+"""Name the known mistake a failing submission looks like.
+
+While a test runs, every call into the student's worker is recorded with its inputs and the
+result that came back. When the test loses points, the recorded calls are replayed in the
+grader on the reference and on every mutant from ``mutants.py`` (the instructor's own code, so
+trusted). A mutant explains the failure when, on the same inputs, its output matches the
+student's in exactly the places where the student's output differs from the reference's.
+"""
+from __future__ import annotations
+
+import copy
+import sys
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .checks import rel_error
+from .wire import RemoteRef, TensorValue
+
+# Outputs agreeing this closely are "the same computation": far below any mistake's effect,
+# far above float64 rounding on the small inputs tests use.
+MATCH_TOL = 1e-6
+# A call slower than this (e.g. a whole training run) is not replayed for every mutant.
+MAX_CALL_SECONDS = 0.5
+
+
+class NotReplayable(Exception):
+    pass
+
+
+# Longest history of operations on one worker object that is still replayed.
+MAX_LINEAGE_OPS = 40
+
+
+@dataclass
+class Lineage:
+    """How to rebuild an object of the student's in the grader: the call that made it, then
+    every attribute write and method call made on it since (all with grader-side inputs)."""
+    name: str
+    args: list
+    kwargs: dict
+    log: list = field(default_factory=list)  # ("set", path, attr, value) | ("call", path, a, kw)
+    replayable: bool = True
+
+    def append(self, op: tuple) -> None:
+        if len(self.log) >= MAX_LINEAGE_OPS:
+            self.replayable = False
+        if self.replayable:
+            self.log.append(op)
+
+
+@dataclass
+class CallRecord:
+    name: str
+    kind: str  # "call", "call_returning_args", "grad_call", "object_call" or "object_get"
+    args: list
+    kwargs: dict
+    result: object
+    seconds: float
+    extra: dict = field(default_factory=dict)
+    # For operations on an object: its lineage, how many logged ops precede this one, the
+    # attribute path from the object to what is called or read.
+    lineage: Lineage | None = None
+    upto: int = 0
+    path: tuple = ()
+
+
+def snapshot(value):
+    """A private copy of grader-side arguments, or NotReplayable if they refer to objects
+    living in the worker (those cannot be replayed in the grader)."""
+    def check(node):
+        if isinstance(node, RemoteRef) or getattr(node, "_dlgrade_ref", None) is not None:
+            raise NotReplayable
+        if isinstance(node, TensorValue):
+            raise NotReplayable
+        if isinstance(node, (list, tuple)):
+            for v in node:
+                check(v)
+        elif isinstance(node, dict):
+            for v in node.values():
+                check(v)
+    check(value)
+    return copy.deepcopy(value)
+
+
+def leaves(value, path=()) -> dict:
+    """Flatten a result into {path: comparable leaf}; arrays and numbers become float arrays."""
+    ref = getattr(value, "_dlgrade_ref", None)
+    if isinstance(ref, RemoteRef):  # an object left in the worker: compare its type only
+        return {path: ("object", ref.type_name)}
+    if isinstance(value, TensorValue):
+        value = value.array
+    elif type(value).__module__.startswith("torch") and hasattr(value, "detach"):
+        value = value.detach().cpu().numpy()
+    if isinstance(value, (list, tuple)):
+        out = {path: ("sequence", len(value))}
+        for i, v in enumerate(value):
+            out.update(leaves(v, path + (i,)))
+        return out
+    if isinstance(value, dict):
+        out = {path: ("keys", tuple(sorted(map(str, value))))}
+        for k, v in value.items():
+            out.update(leaves(v, path + (str(k),)))
+        return out
+    if isinstance(value, (bool, np.bool_)) or value is None or isinstance(value, str):
+        return {path: value}
+    if isinstance(value, (int, float, np.number)):
+        return {path: np.asarray(value, dtype=np.float64)}
+    if isinstance(value, np.ndarray) and value.dtype.kind in "biuf":
+        return {path: value.astype(np.float64)}
+    return {path: ("object", type(value).__name__)}
+
+
+def same(a, b) -> bool:
+    if isinstance(a, np.ndarray) and isinstance(b, np.ndarray):
+        if a.shape != b.shape:
+            return False
+        if a.size == 0:
+            return True
+        if not (np.all(np.isfinite(a)) and np.all(np.isfinite(b))):
+            return bool(np.array_equal(a, b, equal_nan=True))
+        return float(rel_error(a, b).max()) <= MATCH_TOL
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        return False
+    return a == b
+
+
+def local_grad_call(fn, args, kwargs, upstream=None, output_index=None):
+    """The worker's ``grad_call`` in-process: ``(out, grads of the tensor arguments)``."""
+    import torch
+
+    out = fn(*args, **kwargs)
+    selected = out[output_index] if output_index is not None else out
+    if upstream is not None:
+        upstream = torch.as_tensor(upstream, dtype=selected.dtype, device=selected.device)
+        objective = (selected * upstream).sum()
+    else:
+        objective = selected
+    if objective.requires_grad:
+        objective.backward()
+    grads = [a.grad if isinstance(a, torch.Tensor) and a.requires_grad else None for a in args]
+    return out, grads
+
+
+def _resolve(obj, path):
+    for attr in path:
+        obj = getattr(obj, attr)
+    return obj
+
+
+def replay(module, record: CallRecord):
+    if record.lineage is not None:
+        lineage = record.lineage
+        obj = getattr(module, lineage.name)(*copy.deepcopy(lineage.args),
+                                            **copy.deepcopy(lineage.kwargs))
+        for op in lineage.log[:record.upto]:
+            if op[0] == "set":
+                setattr(_resolve(obj, op[1]), op[2], copy.deepcopy(op[3]))
+            else:
+                _resolve(obj, op[1])(*copy.deepcopy(op[2]), **copy.deepcopy(op[3]))
+        target = _resolve(obj, record.path)
+        if record.kind == "object_get":
+            return target
+        return target(*copy.deepcopy(record.args), **copy.deepcopy(record.kwargs))
+    fn = getattr(module, record.name)
+    args, kwargs = copy.deepcopy(record.args), copy.deepcopy(record.kwargs)
+    if record.kind == "grad_call":
+        return local_grad_call(fn, args, kwargs, **record.extra)
+    out = fn(*args, **kwargs)
+    if record.kind == "call_returning_args":
+        return (out, list(args), kwargs)
+    return out
+
+
+def _seeded_replay(module, record: CallRecord):
+    """Replays of random functions start from the same state, so they can agree at all."""
+    np.random.seed(0)
+    torch = sys.modules.get("torch")  # only where tests use it: importing costs a second
+    if torch is not None:
+        torch.manual_seed(0)
+    return replay(module, record)
+
+
+class Diagnoser:
+    """Built once per grading; mutant modules are made only when a test first fails."""
+
+    def __init__(self, assignment, budget_s: float = 3.0):
+        self.assignment = assignment
+        self.budget_s = budget_s
+        self._mutants = None
+
+    def mutant_modules(self):
+        if self._mutants is None:
+            import nbformat
+
+            from .assignment import load_reference
+            from .mutants import apply_to_notebook, load_mutants
+
+            self._mutants = []
+            path = self.assignment.mutants_file
+            if path.exists() and self.assignment.master is not None:
+                master = nbformat.read(self.assignment.master, as_version=4)
+                for mutant in load_mutants(path):
+                    if mutant.equivalent:
+                        continue
+                    try:
+                        module = load_reference(self.assignment.master,
+                                                f"dlgrade_mutant_{mutant.name}",
+                                                nb=apply_to_notebook(master, mutant))
+                    except Exception:  # noqa: BLE001 - a stale mutant must not break grading
+                        continue
+                    self._mutants.append((mutant, module))
+        return self._mutants
+
+    def explain(self, records: list[CallRecord]) -> list[str]:
+        """Diagnoses (plain words) of the mutants that best explain the recorded calls."""
+        deadline = time.monotonic() + self.budget_s
+        best: dict[str, tuple[int, int]] = {}  # diagnosis -> (leaves it changes, name matches)
+        for record in reversed(records):  # the call that failed is usually the last one
+            if record.seconds > MAX_CALL_SECONDS or time.monotonic() > deadline:
+                continue
+            try:
+                ref_leaves = leaves(_seeded_replay(self.assignment.reference, record))
+            except Exception:  # noqa: BLE001
+                continue
+            student_leaves = leaves(record.result)
+            if all(p in ref_leaves and same(v, ref_leaves[p])
+                   for p, v in student_leaves.items()):
+                continue  # this call was right
+            for mutant, module in self.mutant_modules():
+                if time.monotonic() > deadline:
+                    break
+                try:
+                    mutant_leaves = leaves(_seeded_replay(module, record))
+                except Exception:  # noqa: BLE001 - a mutant may crash on these inputs
+                    continue
+                # Wherever this mistake changes the result, the student's result must agree
+                # with it; elsewhere (caches, other outputs) the student may differ freely.
+                changed = [p for p in set(mutant_leaves) | set(ref_leaves)
+                           if p not in mutant_leaves or p not in ref_leaves
+                           or not same(mutant_leaves[p], ref_leaves[p])]
+                if changed and all(p in student_leaves and p in mutant_leaves
+                                   and same(student_leaves[p], mutant_leaves[p])
+                                   for p in changed):
+                    score = (len(changed), int(mutant.function == record.name.split(".")[0]))
+                    best[mutant.diagnosis] = max(best.get(mutant.diagnosis, (0, 0)), score)
+            if best:
+                break
+        ranked = sorted(best, key=lambda d: best[d], reverse=True)
+        return ranked[:2]
