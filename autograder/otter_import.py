@@ -511,7 +511,11 @@ def _source_lines(cell) -> list[str]:
 
 
 def _yaml(text: str, where: str):
-    import yaml
+    try:
+        import yaml
+    except ImportError:
+        raise OtterImportError("reading otter's YAML config needs PyYAML: pip install pyyaml") \
+            from None
 
     try:
         return yaml.safe_load(text)
@@ -1166,6 +1170,16 @@ def render_public_checks(conv: Conversion) -> str:
     return "\n\n\n".join(sections) + "\n"
 
 
+MUTANTS_TEMPLATE = '''"""Known mistakes in {name}, for `dlgrade audit`: otter has none to convert.
+
+Add some (see autograder/mutants.py) to prove that the converted tests catch them.
+"""
+from autograder.mutants import Mutant  # noqa: F401
+
+MUTANTS: list = []
+'''
+
+
 def _toml_str(value: str) -> str:
     return json.dumps(value)  # a JSON string is a valid TOML basic string
 
@@ -1253,6 +1267,9 @@ def import_otter(master_path: Path, out: Path, *, name: str | None = None, mode:
         render_tests(conv, master_path.name, case_time_limit))
     (out / "public_checks.py").write_text(render_public_checks(conv))
     (out / "assignment.toml").write_text(render_toml(conv, master_rel, case_time_limit))
+    mutants = out / "mutants.py"
+    if not mutants.exists():  # the instructor's own, kept across re-imports
+        mutants.write_text(MUTANTS_TEMPLATE.format(name=name))
     checks, ok = [], True
     result = ImportResult(out, conv, "", True)
     if self_check:

@@ -93,7 +93,8 @@ def test_imported_assignment_grades_as_the_otter_tests_intend(hello):
 def test_import_writes_a_complete_assignment(hello):
     files = {p.relative_to(hello).as_posix() for p in hello.rglob("*") if p.is_file()}
     assert {"assignment.toml", "hello_otter.ipynb", "master/hello_otter.ipynb",
-            "tests/test_hello_otter.py", "public_checks.py", "otter-import-report.md"} <= files
+            "tests/test_hello_otter.py", "public_checks.py", "otter-import-report.md",
+            "mutants.py"} <= files
     report = (hello / "otter-import-report.md").read_text()
     assert "master notebook: 5 / 5" in report
     assert "student notebook (no work done): 0 / 5" in report
