@@ -7,8 +7,10 @@ paths, resource limits, and dropping to the sandbox uid. Every step that fails i
 the grader (on stderr, as one JSON line) rather than silently skipped.
 """
 import ctypes
+import errno
 import json
 import os
+import re
 import resource
 import signal
 import sys
@@ -18,6 +20,10 @@ CLONE_NEWUSER = 0x10000000
 CLONE_NEWPID = 0x20000000
 CLONE_NEWNET = 0x40000000
 MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_BIND, MS_REC, MS_PRIVATE = 2, 4, 8, 4096, 16384, 1 << 18
+MS_RDONLY, MS_REMOUNT = 1, 32
+# Per-mount flags a read-only remount must repeat (the kernel refuses to drop locked ones).
+MOUNT_FLAGS = {"nosuid": MS_NOSUID, "nodev": MS_NODEV, "noexec": MS_NOEXEC, "noatime": 1024,
+               "nodiratime": 2048, "relatime": 1 << 21, "strictatime": 1 << 24}
 PR_SET_PDEATHSIG, PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS = 1, 24, 38
 
 libc = ctypes.CDLL(None, use_errno=True)
@@ -70,9 +76,36 @@ def confine_filesystem(cfg, notes):
                 mount("/dev/null", path, None, MS_BIND)
         except OSError as exc:
             notes.append(f"could not hide {path}: {exc.strerror}")
+    read_only_everywhere(notes)
     owner = f",uid={cfg['uid']},gid={cfg['gid']}" if cfg.get("uid") is not None else ""
+    if os.path.isdir("/dev/shm"):
+        # Shared memory of its own: the host's /dev/shm outlives this worker.
+        mount("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV,
+              f"size={cfg['disk_mb']}m,mode=700{owner}")
     mount("tmpfs", cfg["home"], "tmpfs", MS_NOSUID | MS_NODEV,
           f"size={cfg['disk_mb']}m,mode=700{owner}")
+
+
+def read_only_everywhere(notes):
+    """Every mount read-only, before the home is mounted: student code can then write nowhere
+    else, not even as root in same-uid mode (the grader's code, results, other submissions)."""
+    with open("/proc/self/mountinfo") as fh:
+        mounts = [line.split() for line in fh]
+    failed = []
+    for fields in mounts:
+        point = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), fields[4])
+        if point == "/proc" or point.startswith("/proc/"):
+            continue
+        flags = MS_REMOUNT | MS_BIND | MS_RDONLY
+        for option in fields[5].split(","):
+            flags |= MOUNT_FLAGS.get(option, 0)
+        try:
+            mount(None, point, None, flags)
+        except OSError as exc:
+            if exc.errno != errno.ENOENT:  # ENOENT: under a hidden folder, so out of reach
+                failed.append(point)
+    if failed:
+        notes.append(f"could not make {len(failed)} mount(s) read-only: {', '.join(failed[:3])}")
 
 
 def set_limits(cfg):

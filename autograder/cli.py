@@ -42,7 +42,9 @@ def cmd_grade(args) -> int:
         return 2
     from .grade import grade_notebook
 
-    run = grade_notebook(Path(args.submission), assignment, device=args.device)
+    # The results folder is hidden from the student's code too (earlier results live there).
+    run = grade_notebook(Path(args.submission), assignment, device=args.device,
+                         private=[results_path.resolve().parent])
     write_results(run.results, results_path)
     if not args.quiet:
         print_table(run.results, console, f"{assignment.name}: {Path(args.submission).name}")

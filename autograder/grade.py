@@ -6,6 +6,7 @@ import time
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 import pytest
 
@@ -14,7 +15,7 @@ from .data import load_digits_split
 from .notebook import NotebookError, extract_code, read_notebook
 from .plugin import GradingPlugin, Outcome
 from .results import Results, TestResult, error_results
-from .sandbox import InfrastructureError, SandboxConfig
+from .sandbox import InfrastructureError, SandboxConfig, package_paths, private_paths
 from .session import StudentSession
 
 
@@ -31,7 +32,9 @@ def run_tests(assignment: Assignment, plugin: GradingPlugin, quiet: bool = True,
               stop_at_first_loss: bool = False) -> list[Outcome]:
     args = ["-x"] if stop_at_first_loss else []
     args += [str(assignment.tests_dir), "-p", "no:cacheprovider", "-p", "no:randomly",
-            "--import-mode=importlib", "-c", os.devnull, "--rootdir", str(assignment.directory)]
+            "--import-mode=importlib", "-c", os.devnull, "--rootdir", str(assignment.directory),
+            # Only the assignment's own conftest files: none from the folders around it.
+            "--confcutdir", str(assignment.directory)]
     args += ["-p", "no:terminal"] if quiet else ["-q", "--no-header", "--tb=no", "-rN"]
     code = pytest.main(args, plugins=[plugin])
     if code not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED) and not plugin.outcomes:
@@ -61,11 +64,14 @@ def cuda_available() -> bool:
 
 
 def grade_notebook(path: Path, assignment: Assignment, *, device: str = "cpu",
+                   private: Sequence[Path] = (),
                    quiet: bool = True, stop_at_first_loss: bool = False) -> GradeRun:
     """Never raises for a bad submission: a broken notebook still gets a valid Results.
 
     ``stop_at_first_loss`` ends the run at the first test that loses points (a quick yes/no for
-    audits of known mistakes); the results then hold only the tests that ran.
+    audits of known mistakes); the results then hold only the tests that ran. ``private``:
+    folders the student's code must not see besides the assignment's secrets (other students'
+    submissions, results); the submission's own folder always is, where it can be hidden.
     """
     start = time.monotonic()
     timings: dict[str, float] = {}
@@ -84,7 +90,10 @@ def grade_notebook(path: Path, assignment: Assignment, *, device: str = "cpu",
                                       time.monotonic() - start), [], timings)
     timings["notebook"] = time.monotonic() - start
     reference = assignment.reference
-    config = SandboxConfig(hide=[str(p) for p in assignment.secret_paths],
+    hide = [str(p) for p in assignment.secret_paths]
+    hide += private_paths([Path(path).parent, *private], fallback_files=[path])
+    hide += package_paths(assignment.forbidden_imports)
+    config = SandboxConfig(hide=hide,
                            limits=assignment.limits, device=device)
     session = StudentSession(code.cells, mode=assignment.mode,
                              forbidden=assignment.forbidden_imports, assignment=assignment.name,

@@ -57,6 +57,56 @@ class SandboxConfig:
     device: str = "cpu"
 
 
+def worker_needs() -> list[Path]:
+    """What the worker must still reach once paths are hidden: its interpreter and libraries,
+    the system's, and the temporary folder that holds its script and home."""
+    import sysconfig
+
+    paths = [sys.prefix, sys.base_prefix, sys.exec_prefix, os.path.realpath(sys.executable),
+             tempfile.gettempdir(), "/bin", "/lib", "/lib64", "/usr", "/etc", "/dev", "/proc"]
+    paths += [sysconfig.get_path(k) for k in ("stdlib", "platstdlib", "purelib", "platlib")]
+    return [Path(os.path.realpath(p)) for p in paths if p]
+
+
+def private_paths(paths, *, fallback_files=()) -> list[str]:
+    """Folders to hide from the worker (other submissions, results), where hiding them leaves
+    the worker able to run: a folder that holds the interpreter or the sandbox's temporary
+    folder cannot be covered, and then only the files in ``fallback_files`` are."""
+    needs = worker_needs()
+    hidden = []
+    for path in paths:
+        real = Path(os.path.realpath(path))
+        if real.is_dir() and not any(n == real or real in n.parents for n in needs):
+            hidden.append(str(real))
+    for path in fallback_files:
+        real = Path(os.path.realpath(path))
+        if real.is_file() and not any(str(real).startswith(h + os.sep) for h in hidden):
+            hidden.append(str(real))
+    return hidden
+
+
+def package_paths(names) -> list[str]:
+    """Where forbidden packages are installed: hidden from the worker, so removing the import
+    hook does not make them importable (numpy, which the worker itself needs, never is)."""
+    import importlib.util
+
+    found = []
+    for name in names:
+        if name == "numpy":
+            continue
+        try:
+            spec = importlib.util.find_spec(name)  # locates without importing
+        except (ImportError, ValueError):
+            continue
+        if spec is None:
+            continue
+        if spec.submodule_search_locations:
+            found += [os.path.realpath(p) for p in spec.submodule_search_locations]
+        elif spec.origin and os.path.isfile(spec.origin):
+            found.append(os.path.realpath(spec.origin))
+    return found
+
+
 def _other_can_execute(path: str) -> bool:
     """Whether a non-owner uid can traverse to and execute ``path`` (root's home often forbids)."""
     real = Path(os.path.realpath(path))

@@ -170,6 +170,12 @@ class StudentSession:
             name = params["target"]["name"]
             if f"'{name}'" in err["message"] and not err["traceback"].count("cell["):
                 hint = self.report.hint_for_missing(name)
+        elif err["type"] == "UnsupportedReturnType":
+            hint = ("The grader accepts numbers, strings, numpy arrays of numbers (not of dtype "
+                    "object), and tuples, lists and dicts of these.")
+        elif "CUDA" in err["message"] and self.sandbox.config.device == "cpu":
+            hint = ("Your code is graded on a machine without a GPU: put new tensors on the "
+                    "device of the inputs (x.device) instead of calling .cuda() or naming 'cuda'.")
         raise StudentCodeError(what, err["type"], err["message"], err["traceback"], hint)
 
     def _wrap(self, value):

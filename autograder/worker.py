@@ -334,6 +334,7 @@ class Worker:
         self.fd_in = fd_in
         self.fd_out = fd_out
         self.device = device
+        self.pid = os.getpid()
         self.namespace: dict = {"__name__": "__main__", "__builtins__": builtins}
         self.handles: dict[int, object] = {}
         self.next_handle = 1
@@ -560,6 +561,10 @@ class Worker:
                 reply = {"ok": False, "error": {"type": type(exc).__name__,
                                                 "message": _one_line(exc),
                                                 "traceback": _student_traceback(exc)}}
+            if os.getpid() != self.pid:
+                # A process forked by student code got back here: only the worker answers, so
+                # forks cannot answer the grader twice or read the next request.
+                os._exit(0)
             sys.stdout.flush()
             sys.stderr.flush()
             os.write(self.fd_out, b"")  # raises if the grader went away
