@@ -371,11 +371,6 @@ class _LocalStudent:
     def __init__(self, namespace: dict):
         self.namespace = namespace
 
-    def value(self, name):
-        if name not in self.namespace:
-            raise AttributeError(name)
-        return self.namespace[name]
-
     def exec_cell(self, source, what=""):
         from .worker import run_cell
 
@@ -598,13 +593,13 @@ def _convert_solution_cell(lines: list[str], number: int, notes: list[Note],
             notes.append(Note(where, line, "otter IGNORE line: left out of the master",
                               converted=True))
             continue
-        if stripped.endswith("# SEED"):
+        if strip_markers and stripped.endswith("# SEED"):
             flush()
-            notes.append(Note(where, line, "SEED line: left out (students never see it; "
-                                           "the assignment's `seed` config seeds every cell)",
-                              converted=True))
+            notes.append(Note(where, line, "SEED line: left out, as from otter's student "
+                                           "notebook (only the `seed` config seeds graded "
+                                           "notebooks)", converted=True))
             continue
-        if stripped.endswith(("# BEGIN PROMPT", "# END PROMPT")):
+        if strip_markers and stripped.endswith(("# BEGIN PROMPT", "# END PROMPT")):
             flush()
             notes.append(Note(where, line, "in-cell PROMPT marker: kept as written (the prompt "
                                            "text stays in the master and the student notebook)"))
@@ -807,8 +802,16 @@ def _seed_prefix(seed, notes: list[Note], lines: list[str], number: int) -> tupl
 
 
 def _names_loaded(tree) -> set[str]:
+    """Names a test cell reads that it does not bind itself (assignments, imports, defs)."""
     stored = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)
               and isinstance(n.ctx, ast.Store)}
+    for n in ast.walk(tree):
+        if isinstance(n, (ast.Import, ast.ImportFrom)):
+            stored.update((a.asname or a.name).split(".")[0] for a in n.names)
+        elif isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            stored.add(n.name)
+        elif isinstance(n, ast.arg):
+            stored.add(n.arg)
     loaded = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)
               and isinstance(n.ctx, ast.Load)}
     return loaded - stored - set(dir(builtins))

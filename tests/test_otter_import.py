@@ -467,3 +467,14 @@ def test_hanging_cases_time_out_and_grading_goes_on(tmp_path, hello):
     assert scores(run) == {"q1: public tests": (0, 1), "q1: hidden tests": (0, 2),
                            "q2: public tests": (1, 1), "q2: hidden tests": (1, 1)}
     assert "time limit" in {t.name: t.output for t in run.results.tests}["q1: public tests"]
+
+
+def test_mode_follows_what_the_tests_read():
+    by_function = master_nb(*question("q", "def f(x):\n    return x", [
+        shown("import math\nvals = [f(i) for i in range(3)]\nmath.fsum(vals)", "3.0")]))
+    assert convert(by_function, "m").mode == "definitions"
+    by_value = master_nb(*question("q", "total = 3  # SOLUTION\nratio = max(total, 0) / 2", [
+        shown("ratio", "1.5")]))
+    conv = convert(by_value, "m")
+    assert conv.mode == "all" and "`ratio`" in conv.mode_reason
+    assert convert(by_value, "m", mode="definitions").mode == "definitions"
