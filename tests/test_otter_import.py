@@ -478,3 +478,16 @@ def test_mode_follows_what_the_tests_read():
     conv = convert(by_value, "m")
     assert conv.mode == "all" and "`ratio`" in conv.mode_reason
     assert convert(by_value, "m", mode="definitions").mode == "definitions"
+
+
+def test_the_imported_folder_is_hidden_from_the_worker(tmp_path, hello):
+    secrets = [str(hello / "tests" / "test_hello_otter.py"),
+               str(hello / "master" / "hello_otter.ipynb")]
+    reader = ("def _readable(path):\n    try:\n        with open(path) as fh:\n"
+              "            return bool(fh.read(1))\n    except OSError:\n        return False\n\n"
+              f"def square(x):\n    return -1 if any(map(_readable, {secrets!r})) else x * x")
+    notebook = student_nb(tmp_path, reader, "heights = [150, 165, 172, 181]",
+                          "mean_height = sum(heights) / len(heights)")
+    assert all(Path(p).read_text() for p in secrets)  # readable here, in the grader
+    run = grade_notebook(notebook, load_assignment(str(hello)))
+    assert run.results.score == 5, [(t.name, t.output) for t in run.results.tests]
