@@ -31,7 +31,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 MASTER = ROOT / "bench" / "otter" / "hw1_otter_master.ipynb"
 OTTER_VENV = ROOT / ".venv-otter"
-DLGRADE = ROOT / ".venv" / "bin" / "dlgrade"
+# The dlgrade of the venv running this script (make's .venv/bin/python), else the repo's .venv.
+DLGRADE = next((p for p in (Path(sys.executable).parent / "dlgrade",
+                            ROOT / ".venv" / "bin" / "dlgrade") if p.exists()),
+               ROOT / ".venv" / "bin" / "dlgrade")
 
 # The buggy submission: two classic mistakes, each caught by one hidden case.
 BUGS = [
