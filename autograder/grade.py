@@ -29,9 +29,12 @@ class GradeRun:
 
 
 def run_tests(assignment: Assignment, plugin: GradingPlugin, quiet: bool = True,
-              stop_at_first_loss: bool = False) -> list[Outcome]:
+              stop_at_first_loss: bool = False, only: list[str] | None = None
+              ) -> list[Outcome]:
+    """``only``: node ids (relative to the assignment folder) to run instead of every test."""
     args = ["-x"] if stop_at_first_loss else []
-    args += [str(assignment.tests_dir), "-p", "no:cacheprovider", "-p", "no:randomly",
+    targets = [str(assignment.directory / n) for n in only] if only else [str(assignment.tests_dir)]
+    args += [*targets, "-p", "no:cacheprovider", "-p", "no:randomly",
             "--import-mode=importlib", "-c", os.devnull, "--rootdir", str(assignment.directory),
             # Only the assignment's own conftest files: none from the folders around it.
             "--confcutdir", str(assignment.directory)]
@@ -65,7 +68,8 @@ def cuda_available() -> bool:
 
 def grade_notebook(path: Path, assignment: Assignment, *, device: str = "cpu",
                    private: Sequence[Path] = (),
-                   quiet: bool = True, stop_at_first_loss: bool = False) -> GradeRun:
+                   quiet: bool = True, stop_at_first_loss: bool = False,
+                   diagnose: bool = True) -> GradeRun:
     """Never raises for a bad submission: a broken notebook still gets a valid Results.
 
     ``stop_at_first_loss`` ends the run at the first test that loses points (a quick yes/no for
@@ -110,7 +114,8 @@ def grade_notebook(path: Path, assignment: Assignment, *, device: str = "cpu",
         plugin = GradingPlugin(session, reference, default_time_limit=assignment.time_limit,
                                total_time_limit=assignment.total_time_limit,
                                digits_loader=load_digits_split,
-                               time_limit_cap=assignment.time_limit_cap, device=device)
+                               time_limit_cap=assignment.time_limit_cap, device=device,
+                               diagnoser=assignment.diagnoser if diagnose else None)
         t0 = time.monotonic()
         outcomes = run_tests(assignment, plugin, quiet, stop_at_first_loss)
         timings["tests"] = time.monotonic() - t0

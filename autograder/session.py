@@ -80,6 +80,8 @@ class StudentSession:
         self.limit = 0.0
         self.seed = 0
         self._seeded_epoch = -1
+        # While a test runs: every call's inputs and result, for naming known mistakes.
+        self.recorder: list | None = None
         self.epoch = 0  # bumps on every worker (re)start; handles die with their worker
         self.worker_starts = 0
         self.probe: dict = {}
@@ -162,6 +164,9 @@ class StudentSession:
             raise StudentCrash(what, str(exc)) from None
         except InfrastructureError:
             raise
+        return self._finish(reply, op, params, what)
+
+    def _finish(self, reply: dict, op: str, params: dict, what: str):
         if reply["ok"]:
             return self._wrap(reply["value"])
         err = reply["error"]
@@ -188,6 +193,46 @@ class StudentSession:
         if type(value) is dict:
             return {k: self._wrap(v) for k, v in value.items()}
         return value
+
+
+class InProcessSession(StudentSession):
+    """The student side run in this process on trusted code (the reference): the same
+    requests, encodings and proxies as a real worker, without the process. For baselines and
+    audits, never for student code."""
+
+    def __init__(self, module, name: str = "reference"):
+        from .worker import Worker
+
+        self.assignment = name
+        self.report = LoadReport()
+        self.recorder = None
+        self.epoch = 1
+        self.deadline = None
+        self.limit = 0.0
+        self.seed = 0
+        self.worker = Worker(-1, -1)
+        self.worker.namespace = module.__dict__
+
+    def start(self, probe_paths=()):
+        pass
+
+    def close(self):
+        pass
+
+    def begin_test(self, seed: int, limit: float):
+        self.seed, self.limit = seed, limit
+        self.worker.op_seed(seed)
+
+    def request(self, op: str, params: dict, what: str):
+        import io
+
+        from .wire import encode_request, read_message
+        from .worker import frame, read_request
+
+        request = io.BytesIO(encode_request(op, params))
+        reply, buffers = self.worker.handle(*read_request(request.read))
+        answer = io.BytesIO(frame(reply, buffers))
+        return self._finish(read_message(answer.read), op, params, what)
 
 
 class WorkerFactory:
@@ -218,22 +263,44 @@ class StudentFunction:
     def __init__(self, session: StudentSession, name: str):
         self._session, self._name = session, name
 
+    def _recorded(self, kind, op, params, args, kwargs, extra=None):
+        recorder = self._session.recorder
+        if recorder is None:
+            return self._session.request(op, params, self._name)
+        from .diagnose import CallRecord, Lineage, NotReplayable, snapshot
+
+        try:
+            saved = (snapshot(list(args)), snapshot(kwargs), snapshot(extra or {}))
+        except NotReplayable:
+            saved = None
+        start = time.monotonic()
+        result = self._session.request(op, params, self._name)
+        if saved is not None:
+            recorder.append(CallRecord(self._name, kind, saved[0], saved[1], result,
+                                       time.monotonic() - start, saved[2]))
+            if isinstance(result, StudentObject) and kind == "call":
+                object.__setattr__(result, "_lineage", Lineage(self._name, saved[0], saved[1]))
+        return result
+
     def __call__(self, *args, **kwargs):
-        return self._session.request(
-            "call", {"target": {"name": self._name}, "args": list(args), "kwargs": kwargs},
-            self._name)
+        return self._recorded(
+            "call", "call",
+            {"target": {"name": self._name}, "args": list(args), "kwargs": kwargs}, args, kwargs)
 
     def call_returning_args(self, *args, **kwargs):
         """Call, and also return the arguments as the worker saw them afterwards."""
-        return self._session.request(
-            "call", {"target": {"name": self._name}, "args": list(args), "kwargs": kwargs,
-                     "return_args": True}, self._name)
+        return self._recorded(
+            "call_returning_args", "call",
+            {"target": {"name": self._name}, "args": list(args), "kwargs": kwargs,
+             "return_args": True}, args, kwargs)
 
     def grad_call(self, *args, upstream=None, output_index=None, **kwargs):
         """Call with torch tensors and backpropagate in the worker: ``(out, grads)``."""
-        return self._session.request(
-            "grad_call", {"target": {"name": self._name}, "args": list(args), "kwargs": kwargs,
-                          "upstream": upstream, "output_index": output_index}, self._name)
+        return self._recorded(
+            "grad_call", "grad_call",
+            {"target": {"name": self._name}, "args": list(args), "kwargs": kwargs,
+             "upstream": upstream, "output_index": output_index}, args, kwargs,
+            {"upstream": upstream, "output_index": output_index})
 
     def __repr__(self):
         return f"<student function {self._name}>"
@@ -267,6 +334,10 @@ class StudentObject:
         object.__setattr__(self, "_dlgrade_ref", ref)
         object.__setattr__(self, "_epoch", epoch)
         object.__setattr__(self, "_label", ref.type_name)
+        # Set when the grader can rebuild this object (see diagnose.Lineage); _path leads from
+        # the rebuilt object to this one (a method or attribute of it).
+        object.__setattr__(self, "_lineage", None)
+        object.__setattr__(self, "_path", ())
 
     def _check_alive(self, what):
         if self._epoch != self._session.epoch:
@@ -277,24 +348,75 @@ class StudentObject:
             raise AttributeError(name)
         what = f"{self._label}.{name}"
         self._check_alive(what)
+        start = time.monotonic()
         value = self._session.request(
             "get", {"target": {"handle": self._dlgrade_ref.handle, "path": [name]}}, what)
+        lineage = self._recordable()
         if isinstance(value, StudentObject):
             object.__setattr__(value, "_label", what)
+            if lineage is not None:
+                object.__setattr__(value, "_lineage", lineage)
+                object.__setattr__(value, "_path", self._path + (name,))
+        elif lineage is not None:
+            from .diagnose import CallRecord
+
+            self._session.recorder.append(CallRecord(
+                what, "object_get", [], {}, value, time.monotonic() - start,
+                lineage=lineage, upto=len(lineage.log), path=self._path + (name,)))
         return value
+
+    def _recordable(self):
+        lineage = self._lineage
+        if self._session.recorder is None or lineage is None or not lineage.replayable:
+            return None
+        return lineage
+
+    def _log(self, op_builder):
+        """Add an operation to this object's lineage (or mark it unreplayable)."""
+        lineage = self._recordable()
+        if lineage is None:
+            return
+        from .diagnose import NotReplayable
+
+        try:
+            lineage.append(op_builder())
+        except NotReplayable:
+            lineage.replayable = False
 
     def __setattr__(self, name: str, value):
         what = f"setting {self._label}.{name}"
         self._check_alive(what)
         self._session.request("set", {"target": {"handle": self._dlgrade_ref.handle},
                                       "attr": name, "value": value}, what)
+        from .diagnose import snapshot
+
+        self._log(lambda: ("set", self._path, name, snapshot(value)))
 
     def __call__(self, *args, **kwargs):
         what = self._label
         self._check_alive(what)
-        return self._session.request(
+        lineage = self._recordable()
+        saved = None
+        if lineage is not None:
+            from .diagnose import NotReplayable, snapshot
+
+            try:
+                saved = (snapshot(list(args)), snapshot(kwargs))
+            except NotReplayable:
+                lineage.replayable = False
+        start = time.monotonic()
+        result = self._session.request(
             "call", {"target": {"handle": self._dlgrade_ref.handle}, "args": list(args),
                      "kwargs": kwargs}, what)
+        if saved is not None and lineage.replayable:
+            from .diagnose import CallRecord
+
+            self._session.recorder.append(CallRecord(
+                what, "object_call", saved[0], saved[1], result, time.monotonic() - start,
+                lineage=lineage, upto=len(lineage.log), path=self._path))
+            # The call may change the object's state: later replays must repeat it.
+            lineage.append(("call", self._path, saved[0], saved[1]))
+        return result
 
     def __repr__(self):
         return f"<student {self._label} object>"

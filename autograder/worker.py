@@ -530,37 +530,33 @@ class Worker:
         return {"uid": os.getuid(), "readable": readable, "network": network}
 
     # ---- loop ------------------------------------------------------------------------
-    def serve(self):
-        import numpy as np
+    def handle(self, header: dict, arrays: list) -> tuple[dict, list]:
+        """Run one request; the reply and its buffers, never an exception."""
+        msg = header["msg"]
+        buffers: list = []
+        try:
+            params = decode_tree(msg["params"], arrays, self.resolve_handle)
+            value = getattr(self, "op_" + msg["op"])(**params)
+            try:
+                reply = {"ok": True, "value": self.encode(value, buffers)}
+            except Unencodable as exc:
+                buffers = []
+                reply = {"ok": False, "error": {"type": "UnsupportedReturnType",
+                                                "message": str(exc), "traceback": ""}}
+        except BaseException as exc:  # noqa: BLE001
+            buffers = []
+            reply = {"ok": False, "error": {"type": type(exc).__name__,
+                                            "message": _one_line(exc),
+                                            "traceback": _student_traceback(exc)}}
+        return reply, buffers
 
+    def serve(self):
         while True:
             try:
-                (hlen,) = struct.unpack(HEADER_FMT, read_exact(self.fd_in, 4))
-                header = json.loads(read_exact(self.fd_in, hlen))
+                header, arrays = read_request(lambda n: read_exact(self.fd_in, n))
             except EOFError:
                 return
-            arrays = []
-            for spec in header["buffers"]:
-                dtype = np.dtype(spec["dtype"])
-                n = int(np.prod(spec["shape"], dtype=np.int64)) * dtype.itemsize
-                arr = np.frombuffer(bytearray(read_exact(self.fd_in, n)), dtype=dtype)
-                arrays.append(arr.reshape(spec["shape"]))
-            msg = header["msg"]
-            buffers: list = []
-            try:
-                params = decode_tree(msg["params"], arrays, self.resolve_handle)
-                value = getattr(self, "op_" + msg["op"])(**params)
-                try:
-                    reply = {"ok": True, "value": self.encode(value, buffers)}
-                except Unencodable as exc:
-                    buffers = []
-                    reply = {"ok": False, "error": {"type": "UnsupportedReturnType",
-                                                    "message": str(exc), "traceback": ""}}
-            except BaseException as exc:  # noqa: BLE001
-                buffers = []
-                reply = {"ok": False, "error": {"type": type(exc).__name__,
-                                                "message": _one_line(exc),
-                                                "traceback": _student_traceback(exc)}}
+            reply, buffers = self.handle(header, arrays)
             if os.getpid() != self.pid:
                 # A process forked by student code got back here: only the worker answers, so
                 # forks cannot answer the grader twice or read the next request.
@@ -573,6 +569,20 @@ class Worker:
             while view:
                 written = os.write(self.fd_out, view)
                 view = view[written:]
+
+
+def read_request(read) -> tuple[dict, list]:
+    """One framed request, read with ``read(n) -> bytes`` (the grader is trusted here)."""
+    import numpy as np
+
+    (hlen,) = struct.unpack(HEADER_FMT, read(4))
+    header = json.loads(read(hlen))
+    arrays = []
+    for spec in header["buffers"]:
+        dtype = np.dtype(spec["dtype"])
+        n = int(np.prod(spec["shape"], dtype=np.int64)) * dtype.itemsize
+        arrays.append(np.frombuffer(bytearray(read(n)), dtype=dtype).reshape(spec["shape"]))
+    return header, arrays
 
 
 def _one_line(exc) -> str:
