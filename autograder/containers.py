@@ -242,7 +242,8 @@ def _prune_stale(client) -> None:
 
 
 def _safe_name(name: str) -> str:
-    cleaned = re.sub(r"[^A-Za-z0-9_. -]", "_", name).strip(" .") or "submission.ipynb"
+    # The student's own file name, shown back in the results; only what no path may hold goes.
+    cleaned = re.sub(r"[\x00-\x1f/\\]", "_", name).strip(" .") or "submission.ipynb"
     return cleaned if cleaned.lower().endswith(".ipynb") else cleaned + ".ipynb"
 
 
@@ -333,10 +334,16 @@ def _read_results(path: Path, *, code, timed_out: bool, oom: bool, timeout_s: fl
                   memory_mb: int, logs: str) -> Results:
     if path.is_file():
         try:
-            return Results.model_validate_json(path.read_bytes())
+            results = Results.model_validate_json(path.read_bytes())
         except ValueError as exc:
             raise ContainerError(f"the container wrote an invalid results.json ({exc})") from None
-    if timed_out or code == 137 and not oom:
+        if oom:
+            # The grader survived (it wrote results) but something in the container, most
+            # likely the student's worker, met the container's memory limit.
+            note = f"The container reached its memory limit ({memory_mb} MB) while grading."
+            results.output = f"{results.output}\n\n{note}" if results.output else note
+        return results
+    if timed_out or (code == 137 and not oom):
         why = f"grading did not finish within {timeout_s:g} s and was stopped"
     elif oom:
         why = f"the container ran out of its {memory_mb} MB of memory"
@@ -359,6 +366,7 @@ def main(argv=None) -> int:
     b.add_argument("--wheels", help="folder of local wheels offered to pip first "
                    "(default: $DLGRADE_WHEELS or /opt/wheels where it exists)")
     b.add_argument("--pip-args", help="pip options replacing the Dockerfile's PIP_ARGS")
+    sub.add_parser("ping", help="exit 0 when a Docker daemon answers, else say why")
     g = sub.add_parser("grade", help="grade one notebook in a container")
     g.add_argument("notebook")
     g.add_argument("--assignment", "-a", required=True)
@@ -367,9 +375,14 @@ def main(argv=None) -> int:
     g.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     g.add_argument("--timeout", type=float, default=900)
     args = parser.parse_args(argv)
+    if args.command == "ping":
+        problem = daemon_problem()
+        print(problem or "a Docker daemon answers")
+        return 1 if problem else 0
     if args.command == "build":
         tag = args.tag or (GPU_IMAGE if args.gpu else CPU_IMAGE)
-        wheels = Path(args.wheels) if args.wheels else default_wheels()
+        # Local wheels are usually the CPU build of torch: never offered to the GPU image.
+        wheels = Path(args.wheels) if args.wheels else None if args.gpu else default_wheels()
         try:
             image_id = build_image(tag, base=args.base, gpu=args.gpu, wheels=wheels,
                                    pip_args=args.pip_args, log=print)
