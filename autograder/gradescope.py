@@ -165,7 +165,10 @@ VENV="${DLGRADE_VENV:-%(venv)s}"
 # Extra pip options, e.g. a local wheel folder: DLGRADE_PIP_ARGS="--find-links /wheels".
 PIP_ARGS="${DLGRADE_PIP_ARGS:---extra-index-url https://download.pytorch.org/whl/cpu}"
 
-if ! command -v python3.11 >/dev/null 2>&1; then
+# The system interpreter, by full path: one under root's home (pyenv) is not executable by
+# the sandbox uid.
+PYTHON=/usr/bin/python3.11
+if ! "$PYTHON" -m venv --help >/dev/null 2>&1; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update
     apt-get install -y --no-install-recommends python3.11 python3.11-venv
@@ -175,7 +178,7 @@ fi
 # to execute the interpreter and import numpy/torch. The CPU build of torch is pinned by
 # constraints.txt (the default wheel pulls several GB of CUDA libraries).
 umask 022
-python3.11 -m venv "$VENV"
+"$PYTHON" -m venv "$VENV"
 "$VENV/bin/pip" install --no-cache-dir -q --upgrade pip
 # shellcheck disable=SC2086
 "$VENV/bin/pip" install --no-cache-dir -q $PIP_ARGS -c "$SOURCE/constraints.txt" "$SOURCE"
@@ -186,6 +189,12 @@ chmod -R a+rX "$VENV"
 chown -R root:root "$SOURCE"
 chmod 700 "$SOURCE"
 "$VENV/bin/python" -c "import numpy, sklearn, torch, nbformat, pytest"
+# What the worker needs, checked as a sandbox uid would see it.
+"$VENV/bin/python" - <<'CHECK'
+import subprocess, sys
+subprocess.run([sys.executable, "-I", "-c", "import numpy, torch"], user=61000, group=61000,
+               extra_groups=[], cwd="/", check=True)
+CHECK
 echo "dlgrade autograder for %(name)s installed in $VENV"
 """
 

@@ -158,6 +158,8 @@ def test_zip_layout(name, release_of, tmp_path):
             assert script in infos  # at the zip's root, executable
             assert (infos[script].external_attr >> 16) & 0o111 == 0o111
             assert name in zf.read(script).decode()
+            syntax = subprocess.run(["bash", "-n"], input=zf.read(script), capture_output=True)
+            assert syntax.returncode == 0, syntax.stderr
         for test_file in assignment.tests_dir.rglob("*.py"):
             rel = f"assignments/{name}/{test_file.relative_to(assignment.directory).as_posix()}"
             assert zf.read(rel) == test_file.read_bytes()
