@@ -9,6 +9,7 @@ student's in exactly the places where the student's output differs from the refe
 from __future__ import annotations
 
 import copy
+import random
 import sys
 import time
 from dataclasses import dataclass, field
@@ -173,12 +174,16 @@ def replay(module, record: CallRecord):
     return out
 
 
-def _seeded_replay(module, record: CallRecord):
-    """Replays of random functions start from the same state, so they can agree at all."""
-    np.random.seed(0)
+def _seeded_replay(module, record: CallRecord, seed: int = 0):
+    """Replays of random functions start from the same state, so they can agree at all: the
+    state the worker was seeded with at the start of the test, so that the replay of a test's
+    first random call (or of an object's lineage from its creation) draws what the student's
+    code drew."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
     torch = sys.modules.get("torch")  # only where tests use it: importing costs a second
     if torch is not None:
-        torch.manual_seed(0)
+        torch.manual_seed(seed)
     return replay(module, record)
 
 
@@ -213,15 +218,16 @@ class Diagnoser:
                     self._mutants.append((mutant, module))
         return self._mutants
 
-    def explain(self, records: list[CallRecord]) -> list[str]:
-        """Diagnoses (plain words) of the mutants that best explain the recorded calls."""
+    def explain(self, records: list[CallRecord], seed: int = 0) -> list[str]:
+        """Diagnoses (plain words) of the mutants that best explain the recorded calls;
+        ``seed``: the one the worker was seeded with for this test."""
         deadline = time.monotonic() + self.budget_s
         best: dict[str, tuple[int, int]] = {}  # diagnosis -> (leaves it changes, name matches)
         for record in reversed(records):  # the call that failed is usually the last one
             if record.seconds > MAX_CALL_SECONDS or time.monotonic() > deadline:
                 continue
             try:
-                ref_leaves = leaves(_seeded_replay(self.assignment.reference, record))
+                ref_leaves = leaves(_seeded_replay(self.assignment.reference, record, seed))
             except Exception:  # noqa: BLE001
                 continue
             student_leaves = leaves(record.result)
@@ -232,7 +238,7 @@ class Diagnoser:
                 if time.monotonic() > deadline:
                     break
                 try:
-                    mutant_leaves = leaves(_seeded_replay(module, record))
+                    mutant_leaves = leaves(_seeded_replay(module, record, seed))
                 except Exception:  # noqa: BLE001 - a mutant may crash on these inputs
                     continue
                 # Wherever this mistake changes the result, the student's result must agree

@@ -255,7 +255,7 @@ class GradingPlugin:
         if self.diagnoser is None or not records:
             return []
         try:
-            diagnoses = self.diagnoser.explain(records)
+            diagnoses = self.diagnoser.explain(records, seed=self.session.seed)
         except Exception:  # noqa: BLE001 - a hint must never cost a grade
             return []
         return [f"This looks like a known mistake: {d}" for d in diagnoses]
