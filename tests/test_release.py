@@ -103,23 +103,24 @@ CHECK_SCRIPT = r"""
 import ast, json, sys
 import autograder
 from pathlib import Path
-assert Path(autograder.__file__).resolve().is_relative_to(Path.cwd().resolve()), autograder.__file__
-nb = json.loads(Path(sys.argv[1]).read_text())
-ns = {}
-for cell in nb["cells"]:
-    if cell["cell_type"] != "code":
-        continue
-    tree = ast.parse("".join(cell["source"]))
-    keep = (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.ClassDef)
-    tree.body = [s for s in tree.body if isinstance(s, keep)]
-    exec(compile(tree, "notebook", "exec"), ns)
-names = json.loads(sys.argv[2])
-scope = dict(ns, names=names)
-exec("results = [check(n) for n in names]", scope)  # check() reads the caller's globals
+here = Path.cwd().resolve()
+assert Path(autograder.__file__).resolve().is_relative_to(here), autograder.__file__
+notebooks, names = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+for path in notebooks:
+    ns = {}
+    for cell in json.loads(Path(path).read_text())["cells"]:
+        if cell["cell_type"] != "code":
+            continue
+        tree = ast.parse("".join(cell["source"]))
+        keep = (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.ClassDef)
+        tree.body = [s for s in tree.body if isinstance(s, keep)]
+        exec(compile(tree, "notebook", "exec"), ns)
+    ns["names"] = names
+    exec("results = [check(n) for n in names]", ns)  # check() reads the caller's globals
+    print("RESULTS " + json.dumps(ns["results"]))
 outside = [m for m, mod in sys.modules.items() if m.startswith("autograder")
-           and not Path(mod.__file__).resolve().is_relative_to(Path.cwd().resolve())]
+           and not Path(mod.__file__).resolve().is_relative_to(here)]
 assert not outside, outside
-print("RESULTS " + json.dumps(scope["results"]))
 """
 
 
@@ -134,16 +135,16 @@ def test_public_checks_run_in_the_student_folder(name, release_of):
     checks = sorted(load_public_checks(assignment.directory))
     assert checks
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    for notebook, should_pass in ((assignment.master, True),
-                                  (release.student / f"{name}.ipynb", False)):
-        proc = subprocess.run([sys.executable, "-c", CHECK_SCRIPT, str(notebook),
-                               json.dumps(checks)], cwd=release.student, env=env,
-                              capture_output=True, text=True, timeout=120)
-        assert proc.returncode == 0, proc.stderr[-3000:]
-        passed = json.loads(proc.stdout.split("RESULTS ")[-1])
-        assert passed == [should_pass] * len(checks), proc.stdout
-        if not should_pass:
-            assert "not implemented yet" in proc.stdout
+    notebooks = [str(assignment.master), str(release.student / f"{name}.ipynb")]
+    proc = subprocess.run([sys.executable, "-c", CHECK_SCRIPT, json.dumps(notebooks),
+                           json.dumps(checks)], cwd=release.student, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    master, skeleton = (json.loads(line.removeprefix("RESULTS "))
+                        for line in proc.stdout.splitlines() if line.startswith("RESULTS "))
+    assert master == [True] * len(checks), proc.stdout
+    assert skeleton == [False] * len(checks), proc.stdout
+    assert "not implemented yet" in proc.stdout
 
 
 # ---- autograder.zip ----------------------------------------------------------------------------
