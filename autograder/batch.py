@@ -55,6 +55,7 @@ class Submission:
     id: str                      # unique, safe as a folder name
     notebook: Path | None        # None: nothing to grade, ``problem`` says why
     problem: str = ""
+    problem_kind: str = ""       # "no notebook" | "several notebooks", the CSV's status
     submitters: list[dict] = field(default_factory=list)  # name, email, sid
     label: str = ""              # where it came from, for the CSV
 
@@ -171,7 +172,7 @@ def _with_notebook(sub_id: str, folder: Path, **kw) -> Submission:
     try:
         return Submission(sub_id, find_notebook(folder), **kw)
     except SubmissionError as exc:
-        return Submission(sub_id, None, problem=str(exc), **kw)
+        return Submission(sub_id, None, problem=str(exc), problem_kind=exc.kind, **kw)
 
 
 def from_export(folder: Path) -> list[Submission]:
@@ -190,7 +191,7 @@ def from_export(folder: Path) -> list[Submission]:
             subs.append(_with_notebook(ids(str(key)), sub_folder, **kw))
         else:
             subs.append(Submission(ids(str(key)), None, problem="the export holds no files "
-                                   "for this submission", **kw))
+                                   "for this submission", problem_kind="no notebook", **kw))
     return subs
 
 
@@ -520,7 +521,7 @@ def write_grades_csv(out: Path, subs: list[Submission]) -> Path:
     for sub, status, results, by_name in loaded:
         state = status.get("state")
         if state == "done":
-            label = "graded" if sub.notebook is not None else "no notebook"
+            label = "graded" if sub.notebook is not None else sub.problem_kind
             scores = [_fmt(by_name.get(c, 0.0)) for c in columns]
             total = _fmt(results.get("score", 0.0))
         else:

@@ -35,6 +35,10 @@ JUNK_DIRS = {".ipynb_checkpoints", "__MACOSX", "__pycache__", ".git"}
 class SubmissionError(Exception):
     """The submission holds no single notebook to grade; the message tells the student why."""
 
+    def __init__(self, message: str, kind: str):
+        super().__init__(message)
+        self.kind = kind  # "no notebook" | "several notebooks"
+
 
 def find_notebook(folder: Path) -> Path:
     """The one ``.ipynb`` in ``folder`` (any name, any depth), or a SubmissionError.
@@ -66,11 +70,12 @@ def find_notebook(folder: Path) -> Path:
         extra = f" (symbolic links are ignored: {', '.join(links[:5])})" if links else ""
         raise SubmissionError(
             f"No Jupyter notebook (.ipynb file) was found in your submission; it contains: "
-            f"{seen}{extra}. Upload the .ipynb file saved by Jupyter (File > Download > .ipynb).")
+            f"{seen}{extra}. Upload the .ipynb file saved by Jupyter (File > Download > .ipynb).",
+            "no notebook")
     names = ", ".join(p.relative_to(folder).as_posix() for p in found[:10])
     raise SubmissionError(
         f"Your submission contains {len(found)} notebooks ({names}); it is not clear which one "
-        "to grade. Submit exactly one .ipynb file.")
+        "to grade. Submit exactly one .ipynb file.", "several notebooks")
 
 
 def submission_label(root: Path) -> str:

@@ -72,7 +72,8 @@ SUBMISSIONS = {
 }
 # (add, curve, total) for each; max 5
 EXPECTED = {"good": (2, 3, 5), "wrong": (0, 3, 3), "hang": (0, 3, 3), "crash": (2, 0, 2),
-            "hog": (0, 3, 3), "broken": (0, 0, 0), "nothing": (0, 0, 0)}
+            "hog": (0, 3, 3), "broken": (0, 0, 0), "nothing": (0, 0, 0), "two": (0, 0, 0)}
+STATUS = {"nothing": "no notebook", "two": "several notebooks"}
 
 
 @pytest.fixture
@@ -93,6 +94,10 @@ def write_subs(folder: Path, names) -> Path:
         elif name == "nothing":
             (folder / "nothing").mkdir()
             (folder / "nothing" / "notes.txt").write_text("forgot the notebook")
+        elif name == "two":
+            (folder / "two").mkdir()
+            for draft in ("a", "b"):
+                nbformat.write(make_notebook(*MASTER), folder / "two" / f"{draft}.ipynb")
         else:
             nbformat.write(make_notebook(*SUBMISSIONS[name]), folder / f"{name}.ipynb")
     return folder
@@ -110,7 +115,7 @@ def test_batch_of_a_folder_grades_each_alone(tiny, tmp_path):
     subs = write_subs(tmp_path / "subs", EXPECTED)
     out = tmp_path / "out"
     summary = run_batch(subs, str(tiny), out, jobs=2, progress=False)
-    assert (summary.total, summary.graded, summary.grader_errors) == (7, 7, 0)
+    assert (summary.total, summary.graded, summary.grader_errors) == (8, 8, 0)
     rows = {r["submission"]: r for r in read_csv(out / "grades.csv")}
     assert set(rows) == set(EXPECTED)
     assert list(rows["good"])[:7] == ["submission", "name", "email", "sid", "notebook", ADD,
@@ -120,7 +125,7 @@ def test_batch_of_a_folder_grades_each_alone(tiny, tmp_path):
         assert (float(row[ADD]), float(row[CURVE_COL]), float(row["total"])) == \
             (add, curve, total), (name, row)
         assert row["max_score"] == "5"
-        assert row["status"] == ("no notebook" if name == "nothing" else "graded")
+        assert row["status"] == STATUS.get(name, "graded")
         results = json.loads((out / "students" / name / "results.json").read_text())
         assert results["score"] == total
     crash = json.loads((out / "students" / "crash" / "results.json").read_text())
@@ -128,6 +133,7 @@ def test_batch_of_a_folder_grades_each_alone(tiny, tmp_path):
     hang = json.loads((out / "students" / "hang" / "results.json").read_text())
     assert "time limit" in hang["tests"][0]["output"]
     assert "No Jupyter notebook" in (out / "students" / "nothing" / "results.json").read_text()
+    assert "2 notebooks" in (out / "students" / "two" / "feedback.html").read_text()
 
     # The feedback page: per-test outcome and message, and the recorded curves as a picture.
     figures = json.loads((out / "students" / "good" / "figures.json").read_text())
@@ -141,11 +147,11 @@ def test_batch_of_a_folder_grades_each_alone(tiny, tmp_path):
     # Running again grades nothing; a changed notebook is graded again.
     before = (out / "grades.csv").read_text()
     again = run_batch(subs, str(tiny), out, jobs=2, progress=False)
-    assert (again.skipped, again.graded) == (7, 0)
+    assert (again.skipped, again.graded) == (8, 0)
     assert (out / "grades.csv").read_text() == before
     nbformat.write(make_notebook(*MASTER), subs / "wrong.ipynb")
     third = run_batch(subs, str(tiny), out, jobs=2, progress=False)
-    assert (third.skipped, third.graded) == (6, 1)
+    assert (third.skipped, third.graded) == (7, 1)
     assert read_csv(out / "grades.csv")[-1]["total"] == "5"  # "wrong" sorts last
 
 
