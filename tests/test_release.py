@@ -216,7 +216,7 @@ def test_run_autograder_gives_the_solution_full_marks(name, release_of):
         assert results["score"] == sum(t["max_score"] for t in tests) > 0
         assert "Graded notebook: any name.ipynb" in results["output"]
         assert "GRADER ERROR" not in results["output"]
-        assert "WARNING" not in results["output"]  # the worker ran under the sandbox uid
+        assert "not executable by an unprivileged uid" not in results["output"]  # sandbox uid
         # The zip's own engine graded it, not the checkout's.
         assert f"engine {root / 'source' / 'autograder'}" in proc.stdout
         assert "submission 4242 by Ada Lovelace" in proc.stdout
