@@ -12,7 +12,8 @@ only CHOWN, DAC_OVERRIDE, KILL, SETGID and SETUID, because it must start the stu
 as a different, unprivileged uid (61000 + slot) that cannot read the hidden tests; a non-root
 grader could not switch uids (Docker grants a non-root user no capabilities), and a worker
 sharing the grader's uid could read everything the grader reads. Student code never runs as
-root, and never holds a capability.
+root, and never holds a capability. Under a daemon that remaps users (``--userns-remap``) the
+container's root is an unprivileged uid of the host; the mounts are then handed to that uid.
 
 Command line (the image must be built before ``batch --docker`` can use it)::
 
@@ -225,11 +226,31 @@ def container_options(image: str, *, assignment: str, submission_dir: Path, resu
     return options
 
 
-def slots_dir() -> Path:
-    """The host's slot-lock folder, the same one ``sandbox._Slot`` uses for host graders."""
-    path = Path(tempfile.gettempdir()) / "dlgrade-slots"
+def slots_dir(owner: tuple[int, int] | None = None) -> Path:
+    """The host's slot-lock folder, the same one ``sandbox._Slot`` uses for host graders; with
+    a user-remapping daemon, one of the containers' own, owned by their root."""
+    if owner is None:
+        path = Path(tempfile.gettempdir()) / "dlgrade-slots"
+        path.mkdir(mode=0o700, exist_ok=True)
+        return path
+    path = Path(tempfile.gettempdir()) / f"dlgrade-slots-{owner[0]}"
     path.mkdir(mode=0o700, exist_ok=True)
+    os.chown(path, *owner)
     return path
+
+
+def remapped_root(client) -> tuple[int, int] | None:
+    """The host uid and gid of the containers' root when the daemon runs them in a user
+    namespace (``dockerd --userns-remap``), else None. The daemon then keeps its data in a
+    folder named ``UID.GID`` under its data root, which is where we read them from."""
+    info = client.info()
+    if not any("name=userns" in str(opt) for opt in info.get("SecurityOptions") or []):
+        return None
+    match = re.fullmatch(r"(\d+)\.(\d+)", Path(str(info.get("DockerRootDir", ""))).name)
+    if not match:
+        raise ContainerError("the Docker daemon remaps users, but its data root "
+                             f"({info.get('DockerRootDir')}) does not say to which uid")
+    return int(match[1]), int(match[2])
 
 
 def _prune_stale(client) -> None:
@@ -289,17 +310,28 @@ def _grade(image: str, notebook: Path, assignment: str, out_dir: Path, *, device
         # Only the grader (root in the container) may enter these; the worker's uid may not.
         (work / "submission").mkdir(mode=0o700)
         (work / "results").mkdir(mode=0o700)
-        shutil.copyfile(notebook, work / "submission" / _safe_name(notebook.name))
+        copy = work / "submission" / _safe_name(notebook.name)
+        shutil.copyfile(notebook, copy)
         try:
             client.images.get(image)
         except ImageNotFound:
             raise ContainerError(f"the image {image} does not exist on this Docker daemon; "
                                  "build it with `python -m autograder.containers build "
                                  f"--tag {image}`") from None
+        owner = remapped_root(client)
+        if owner is not None:
+            # The container's root is an ordinary uid on this host: the mounts become its.
+            try:
+                for path in (work / "submission", copy, work / "results"):
+                    os.chown(path, *owner)
+            except PermissionError:
+                raise ContainerError("the Docker daemon remaps users: handing the mounts to "
+                                     f"the containers' root (uid {owner[0]}) needs root "
+                                     "here") from None
         _prune_stale(client)
         options = container_options(
             image, assignment=assignment, submission_dir=work / "submission",
-            results_dir=work / "results", slots_dir=slots_dir(), device=device,
+            results_dir=work / "results", slots_dir=slots_dir(owner), device=device,
             timeout_s=timeout_s, memory_mb=memory_mb, cpus=cpus, pids=pids)
         try:
             container = client.containers.create(**options)

@@ -9,6 +9,11 @@
 #   scripts/docker-daemon.sh stop        stop the daemons this script started (by pid file)
 #   scripts/docker-daemon.sh status
 #
+# DLGRADE_DOCKER_USERNS=1 start: the daemon runs containers in a user namespace
+# (--userns-remap=default): their root is an unprivileged uid of this machine. dockerd then
+# adds the system user `dockremap` and its /etc/subuid, /etc/subgid ranges (the one change it
+# makes outside its folder), and keeps a separate image store, so images are built again.
+#
 # Everything lives under $DLGRADE_DOCKER_STATE (default /var/tmp/dlgrade-docker): data root,
 # exec root, socket, containerd state, logs, pid files. They are kept between runs, so the
 # base image and the build cache survive a restart of the daemon. The machine's network is
@@ -83,13 +88,15 @@ EOF
     fi
     if ! alive "$STATE/dockerd.pid"; then
         rm -f "$SOCK"
+        local userns=()
+        [ "${DLGRADE_DOCKER_USERNS:-0}" = 1 ] && userns=(--userns-remap=default)
         # --bridge=none, --iptables=false, --ip-masq=false: the daemon creates no interface
         # and no firewall rule. exec root and pid file are private too, so a system daemon
         # (if one appears later) and this one never share state.
         dockerd --data-root "$STATE/data" --exec-root "$STATE/exec" \
             --pidfile "$STATE/run/dockerd.pid" -H "unix://$SOCK" \
             --containerd "$CTR_SOCK" --iptables=false --ip6tables=false --ip-masq=false \
-            --bridge=none --storage-driver overlay2 --log-level warn \
+            --bridge=none --storage-driver overlay2 --log-level warn "${userns[@]}" \
             >"$STATE/dockerd.log" 2>&1 &
         echo $! > "$STATE/dockerd.pid"
         wait_for "$SOCK" 60 || { log "dockerd did not start: $STATE/dockerd.log"; exit 1; }

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import subprocess
+import tempfile
 from pathlib import Path
 
 import nbformat
 import pytest
-from conftest import ROOT
+from conftest import ROOT, requires_root
 
 from autograder import containers
 from autograder.assignment import load_assignment
@@ -109,6 +111,10 @@ class FakeContainer:
         """Plays the image's run_autograder: reads the submission, writes results."""
         submission = list(self.mount("/autograder/submission").iterdir())
         self.client.seen_submission = {p.name: p.read_bytes() for p in submission}
+        self.client.owners = {target: (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) for
+                              target in ("/autograder/submission", "/autograder/results",
+                                         "/tmp/dlgrade-slots")
+                              for st in [os.stat(self.mount(target))]}
         if self.client.results is not None:
             (self.mount("/autograder/results") / "results.json").write_text(self.client.results)
 
@@ -133,12 +139,20 @@ class FakeContainer:
 
 
 class FakeClient:
-    def __init__(self, *, results=None, code=0, oom=False, hang=False, image=True):
+    def __init__(self, *, results=None, code=0, oom=False, hang=False, image=True, remap=None):
         self.results, self.code, self.oom, self.hang, self.image = results, code, oom, hang, image
+        self.remap = remap
         self.created: list[FakeContainer] = []
         self.seen_submission = None
         self.images = self
         self.containers = self
+
+    def info(self):
+        if self.remap is None:
+            return {"SecurityOptions": ["name=seccomp,profile=default"],
+                    "DockerRootDir": "/var/lib/docker"}
+        return {"SecurityOptions": ["name=seccomp,profile=default", "name=userns"],
+                "DockerRootDir": f"/var/lib/docker/{self.remap}.{self.remap}"}
 
     def get(self, name):  # images.get
         if not self.image:
@@ -181,6 +195,23 @@ def test_results_of_the_container_are_returned(monkeypatch, tmp_path, notebook):
     assert client.seen_submission == {notebook.name: notebook.read_bytes()}
     assert b"grading submission" in (out / "container.log").read_bytes()
     assert client.pruned == {"label": containers.LABEL, "until": "1h"}
+
+
+@requires_root
+def test_mounts_are_private_to_the_containers_root(monkeypatch, tmp_path, notebook):
+    """The worker's uid must not enter the mounts; under a user-remapping daemon they belong
+    to the uid the container's root is on this host, and so does a slot-lock folder."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    client = FakeClient(results=good_results().model_dump_json())
+    run_fake(monkeypatch, tmp_path, notebook, client)
+    assert client.owners["/autograder/submission"] == (0, 0, 0o700)
+    assert client.owners["/autograder/results"] == (0, 0, 0o700)
+    assert client.owners["/tmp/dlgrade-slots"] == (0, 0, 0o700)
+    client = FakeClient(results=good_results().model_dump_json(), remap=231072)
+    results, _ = run_fake(monkeypatch, tmp_path, notebook, client)
+    assert results.score == 3.0
+    assert set(client.owners.values()) == {(231072, 231072, 0o700)}
+    assert client.created[0].mount("/tmp/dlgrade-slots") == tmp_path / "dlgrade-slots-231072"
 
 
 def test_a_container_that_writes_no_results_is_a_grader_error(monkeypatch, tmp_path, notebook):
@@ -360,3 +391,36 @@ def test_a_container_past_its_time_limit_is_a_grader_error(image, tmp_path):
     results = grade(image, load_assignment(ASSIGNMENT).master, tmp_path, timeout_s=3)
     assert results["score"] == 0 and results["tests"] == []
     assert "GRADER ERROR" in results["output"] and "within 3 s" in results["output"]
+
+
+def test_the_graders_process_holds_only_its_five_capabilities(image, tmp_path):
+    """The container's root, as this machine's kernel sees it: CHOWN, DAC_OVERRIDE, KILL,
+    SETGID, SETUID and nothing else, no-new-privileges, and (with a user-remapping daemon)
+    not this machine's root."""
+    client = containers.connect()
+    for name in ("s", "r", "l"):
+        (tmp_path / name).mkdir(mode=0o700)
+    opts = containers.container_options(image, assignment=ASSIGNMENT,
+                                        submission_dir=tmp_path / "s", results_dir=tmp_path / "r",
+                                        slots_dir=tmp_path / "l", timeout_s=60)
+    opts["command"] = ["sleep", "60"]
+    container = client.containers.create(**opts)
+    try:
+        container.start()
+        container.reload()
+        pid = container.attrs["State"]["Pid"]
+        status_file = Path(f"/proc/{pid}/status")
+        if not status_file.exists():
+            pytest.skip("the Docker daemon runs on another machine: its processes are not here")
+        status = dict(line.split(":", 1) for line in status_file.read_text().splitlines())
+    finally:
+        container.remove(force=True)
+    bits = {"CHOWN": 0, "DAC_OVERRIDE": 1, "KILL": 5, "SETGID": 6, "SETUID": 7}
+    assert int(status["CapEff"], 16) == int(status["CapBnd"], 16) == sum(1 << b for b in
+                                                                          bits.values())
+    assert status["NoNewPrivs"].strip() == "1"
+    host_uid = int(status["Uid"].split()[0])
+    if containers.remapped_root(client) is not None:
+        assert host_uid != 0
+    else:
+        assert host_uid == 0  # root in the container is root here: see README, Containers
