@@ -401,6 +401,13 @@ class Worker:
                     problems.append({"cell": index, "kind": type(exc).__name__,
                                      "message": _one_line(exc), "line": stmt.lineno,
                                      "traceback": _student_traceback(exc)})
+        if "torch" in sys.modules and "torch" not in forbidden:
+            # torch's optimizers import torch._dynamo on first use (seconds): pay it while
+            # loading, not inside the first test that builds an optimizer.
+            try:
+                import torch._dynamo  # noqa: F401
+            except Exception:  # noqa: BLE001 - a broken torch shows up in the tests instead
+                pass
         for name, value in self.namespace.items():
             if not name.startswith("__") and (callable(value) or isinstance(value, type)):
                 defined.append(name)
