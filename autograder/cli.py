@@ -98,7 +98,7 @@ def cmd_audit(args) -> int:
     console = Console()
     assignment = load_assignment(args.assignment)
     with console.status("auditing") as status:
-        report = audit(assignment, reruns=args.reruns,
+        report = audit(assignment, reruns=args.reruns, seeds=args.seeds, quick=args.quick,
                        progress=lambda msg: status.update(f"{assignment.name}: {msg}"))
     render(report, console)
     return 0 if report.ok else 1
@@ -156,6 +156,10 @@ def main(argv=None) -> int:
     a = sub.add_parser("audit", help="prove the hidden suite: reference, skeleton, mutants, reruns")
     a.add_argument("assignment")
     a.add_argument("--reruns", type=int, default=3)
+    a.add_argument("--seeds", type=int, default=5,
+                   help="seeds over which the reference's trained checks must pass")
+    a.add_argument("--quick", action="store_true",
+                   help="grade each mutant only up to the first test that catches it")
     a.set_defaults(func=cmd_audit)
     o = sub.add_parser("import-otter", help="convert an otter-grader master notebook into an "
                        "assignment folder")

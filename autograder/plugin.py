@@ -169,6 +169,13 @@ class GradingPlugin:
         return WorkerFactory(self.session)
 
     @pytest.fixture
+    def figures(self, request):
+        """Named series for plots on the student's feedback page (e.g. training curves)."""
+        from .feedback import recorded_figures
+
+        return recorded_figures(request.node.nodeid)
+
+    @pytest.fixture
     def digits(self):
         return self.digits_loader()
 
@@ -239,16 +246,18 @@ class GradingPlugin:
                     text = f"internal grader error ({type(exc).__name__}: {exc}); not your fault"
             messages.append(text)
             fraction = partial.fraction if partial is not None else 0.0
-        if fraction < 1.0 and not grader_error:
-            messages += self._diagnose()
         elif report.skipped:
             fraction = 0.0
             messages.append("skipped: " + str(call.excinfo.value if call.excinfo else ""))
+        if fraction < 1.0 and item.config.option.maxfail == 1:
+            # Quick kill (-x) stops at the first lost point, also one lost by partial credit.
+            item.session.shouldstop = f"{name} lost points"
+        if fraction < 1.0 and not grader_error and not report.skipped:
+            messages += self._diagnose()
         seconds = time.monotonic() - getattr(item, "_dlgrade_start", time.monotonic())
         self.outcomes[item.nodeid] = Outcome(item.nodeid, name, points, fraction,
                                              "\n".join(messages), visibility, tags, seconds,
                                              grader_error, self.measures.get(item.nodeid, []))
-
 
     def _diagnose(self) -> list[str]:
         records = self.session.recorder if self.session is not None else None

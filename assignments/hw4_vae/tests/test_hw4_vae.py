@@ -612,11 +612,13 @@ def train_and_measure(student, reference, digits, device, seed=0):
 @pytest.mark.points(10)
 @pytest.mark.time_limit(90)
 @pytest.mark.covers("VAE", "train_vae", "neg_elbo", "reparameterize")
-def test_trained_vae(student, reference, digits, device, train_seed, partial):
+def test_trained_vae(student, reference, digits, device, train_seed, partial, figures):
     """Training: your VAE's negative ELBO on the test digits is below 26.0 nats"""
     losses, value = train_and_measure(student, reference, digits, device, train_seed)
     with partial.part("epoch losses", 2):
         losses = expect_losses(losses, TRAIN_EPOCHS, "train_vae with its defaults")
+        figures.series("training loss (negative ELBO per image)", "your train_vae", losses,
+                       xlabel="epoch", ylabel="nats")
         if not np.mean(losses[-3:]) < np.mean(losses[:3]):
             raise CheckFailure(f"train_vae epoch losses do not go down over 30 epochs: "
                                f"{np.round(losses, 2).tolist()}")
