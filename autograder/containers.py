@@ -138,20 +138,51 @@ def stage_context(dest: Path, wheels: Path | None = None, ca_bundle: Path | None
     return dest
 
 
+def project_requirements() -> list[str]:
+    import tomllib
+
+    with open(PROJECT_ROOT / "pyproject.toml", "rb") as fh:
+        return list(tomllib.load(fh)["project"]["dependencies"])
+
+
+def download_wheels(dest: Path) -> None:
+    """Every library the image needs, as wheels, fetched by this machine's pip (its index,
+    proxy and certificates): the build itself then needs no network."""
+    import subprocess
+
+    cmd = [sys.executable, "-m", "pip", "download", "-q", "--only-binary=:all:",
+           "--dest", str(dest), "-c", str(PROJECT_ROOT / "constraints.txt"),
+           *project_requirements()]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise ContainerError(f"pip download failed: {proc.stderr.strip()[-2000:]}")
+
+
+def build_network(client) -> str | None:
+    """The network the build's RUN steps get. The host's where allowed (the private daemon has
+    no bridge); a user-remapping daemon refuses it: its bridge then, or none at all."""
+    if remapped_root(client) is None:
+        return "host"
+    return None if client.networks.list(names=["bridge"]) else "none"
+
+
 def build_image(tag: str = CPU_IMAGE, *, base: str | None = None, gpu: bool = False,
                 wheels: Path | None = None, pip_args: str | None = None, client=None,
                 log=None) -> str:
     """Build (or refresh from the layer cache) the grading image; returns its id.
 
-    The build uses the host's network (pip needs PyPI, apt needs Debian's mirror): the
-    private daemon has no bridge network to give it.
+    pip needs PyPI (and apt Debian's mirror if the base has no Python 3.11). Where the build
+    can have no network, the wheels are downloaded here first and pip installs offline.
     """
     from docker.errors import APIError
 
     client = client or connect(timeout=1800)
+    network = build_network(client)
     buildargs = {}
     if pip_args is None and wheels is not None and any(Path(wheels).glob("torch-*.whl")):
         pip_args = ""  # torch is here already: no need for (or access to) its own index
+    if network == "none":
+        pip_args = "--no-index"
     if base:
         buildargs["BASE"] = base
     if pip_args is not None:
@@ -159,10 +190,12 @@ def build_image(tag: str = CPU_IMAGE, *, base: str | None = None, gpu: bool = Fa
     lines: list[str] = []
     with tempfile.TemporaryDirectory(prefix="dlgrade-build-") as tmp:
         context = stage_context(Path(tmp) / "context", wheels, host_ca_bundle())
+        if network == "none":
+            download_wheels(context / "docker" / "wheels")
         dockerfile = "docker/Dockerfile.gpu" if gpu else "docker/Dockerfile"
         try:
             stream = client.api.build(path=str(context), dockerfile=dockerfile, tag=tag,
-                                      buildargs=buildargs, network_mode="host", rm=True,
+                                      buildargs=buildargs, network_mode=network, rm=True,
                                       forcerm=True, decode=True)
             for chunk in stream:
                 if "error" in chunk:

@@ -84,7 +84,10 @@ EOF
         containerd --config "$STATE/containerd/config.toml" \
             >"$STATE/containerd.log" 2>&1 &
         echo $! > "$STATE/containerd.pid"
-        wait_for "$CTR_SOCK" 30 || { log "containerd did not start: $STATE/containerd.log"; exit 1; }
+        wait_for "$CTR_SOCK" 30 || {
+            log "containerd did not start: $STATE/containerd.log"
+            exit 1
+        }
     fi
     if ! alive "$STATE/dockerd.pid"; then
         rm -f "$SOCK"
@@ -119,8 +122,16 @@ base_image() {
     rm -rf "$root"
     log "debootstrap --variant=minbase bookworm (a minute or two)"
     # The mirror is debootstrap's default unless DEBOOTSTRAP_MIRROR names one.
-    debootstrap --variant=minbase bookworm "$root" ${DEBOOTSTRAP_MIRROR:+"$DEBOOTSTRAP_MIRROR"} \
-        >"$STATE/debootstrap.log" 2>&1 || { log "debootstrap failed: $STATE/debootstrap.log"; exit 1; }
+    # Python comes with it, so an image build needs no apt (a build that may have no network,
+    # under a user-remapping daemon, needs that).
+    # (python3-distutils provides what python3.11-venv needs; debootstrap resolves no virtuals.)
+    local include=python3.11,python3.11-venv,python3-distutils,ca-certificates
+    debootstrap --variant=minbase --include="$include" \
+        bookworm "$root" ${DEBOOTSTRAP_MIRROR:+"$DEBOOTSTRAP_MIRROR"} \
+        >"$STATE/debootstrap.log" 2>&1 || {
+            log "debootstrap failed: $STATE/debootstrap.log"
+            exit 1
+        }
     # Slim it the way official base images are: no apt lists, no docs.
     rm -rf "$root"/var/lib/apt/lists/* "$root"/usr/share/doc/* "$root"/usr/share/man/* \
         "$root"/var/cache/apt/*.bin

@@ -387,6 +387,30 @@ def test_student_code_in_the_container_is_confined(image, tmp_path):
     assert results["score"] == sum(t["max_score"] for t in results["tests"])  # still graded
 
 
+CRASH_AFTER_WRITING = r'''
+def affine_forward(x, w, b):
+    import os
+    os.makedirs(os.path.join(os.environ["HOME"], "left", "behind"))  # a fresh home each time
+    open(os.path.join(os.environ["HOME"], "left", "file"), "w").write("x")
+    os._exit(1)
+'''
+
+
+def test_a_crashed_worker_restarts_in_the_container(image, tmp_path):
+    """Each restart clears what the dead worker left in its 0700 home: root in the container
+    needs DAC_OVERRIDE for that, or every later test is an internal grader error."""
+    master = nbformat.read(load_assignment(ASSIGNMENT).master, as_version=4)
+    master.cells.append(nbformat.v4.new_code_cell(CRASH_AFTER_WRITING))
+    notebook = tmp_path / "crash.ipynb"
+    nbformat.write(master, notebook)
+    results = grade(image, notebook, tmp_path / "out")
+    assert "GRADER ERROR" not in results["output"], results["output"]
+    crashed = [t for t in results["tests"] if "exited with code 1" in t["output"]]
+    assert len(crashed) >= 5  # every test that calls affine_forward, each in a new worker
+    assert not [t["output"] for t in results["tests"] if "internal grader error" in t["output"]]
+    assert 0 < results["score"] < sum(t["max_score"] for t in results["tests"])
+
+
 def test_a_container_past_its_time_limit_is_a_grader_error(image, tmp_path):
     results = grade(image, load_assignment(ASSIGNMENT).master, tmp_path, timeout_s=3)
     assert results["score"] == 0 and results["tests"] == []
