@@ -96,6 +96,30 @@ def test_build_context_holds_what_the_image_needs_and_nothing_else(tmp_path):
     assert os.access(ctx / "docker" / "run_autograder", os.X_OK)
 
 
+def test_build_network_follows_the_daemon():
+    """The host's network for builds, except under a user-remapping daemon, which refuses it:
+    then its bridge, or no network at all (and wheels downloaded here)."""
+    class Networks:
+        def __init__(self, names):
+            self.names = names
+
+        def list(self, names):
+            return [n for n in names if n in self.names]
+
+    client = FakeClient()
+    client.networks = Networks([])
+    assert containers.remapped_root(client) is None
+    assert containers.build_network(client) == "host"
+    client.remap = 100000
+    assert containers.remapped_root(client) == (100000, 100000)
+    assert containers.build_network(client) == "none"
+    client.networks = Networks(["bridge"])
+    assert containers.build_network(client) is None
+    client.info = lambda: {"SecurityOptions": ["name=userns"], "DockerRootDir": "/srv/docker"}
+    with pytest.raises(containers.ContainerError, match="does not say to which uid"):
+        containers.remapped_root(client)
+
+
 # ---- grade_in_container against a stand-in client --------------------------------------------
 
 class FakeContainer:
