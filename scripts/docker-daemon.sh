@@ -152,6 +152,12 @@ stop() {
         fi
         rm -f "$STATE/$name.pid"
     done
+    # dockerd leaves its network namespace mounted under the exec root; only ours, deepest first.
+    local mnt
+    awk -v state="$STATE/" 'index($2, state) == 1 {print $2}' /proc/mounts | sort -r |
+        while read -r mnt; do
+            umount "$mnt" 2>/dev/null || umount -l "$mnt" 2>/dev/null || true
+        done
 }
 
 status() {
