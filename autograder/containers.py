@@ -393,6 +393,7 @@ def _grade(image: str, notebook: Path, assignment: str, out_dir: Path, *, device
             except DockerException:
                 pass
         shutil.rmtree(work, ignore_errors=True)
+        client.close()
 
 
 def _read_results(path: Path, *, code, timed_out: bool, oom: bool, timeout_s: float,

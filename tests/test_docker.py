@@ -189,6 +189,9 @@ class FakeClient:
     def prune(self, filters=None):
         self.pruned = filters
 
+    def close(self):
+        self.closed = True
+
 
 @pytest.fixture
 def notebook(tmp_path):
