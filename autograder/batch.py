@@ -21,6 +21,7 @@ import argparse
 import csv
 import ctypes
 import hashlib
+import importlib
 import io
 import json
 import os
@@ -371,7 +372,9 @@ def run_batch(source: Path, assignment_name: str, out: Path, *, jobs: int = 1,
     assignment = load_assignment(assignment_name)
     if docker:
         try:
-            from . import containers  # noqa: F401 - only to fail early and clearly
+            # import_module, not `from . import`: it honours sys.modules, not a package attribute
+            # left by an earlier import, so a broken or removed module fails here, early.
+            importlib.import_module(f"{__package__}.containers")
         except ImportError as exc:
             raise BatchError(f"--docker needs autograder/containers.py, which is not available "
                              f"in this installation ({exc})") from None
