@@ -13,9 +13,8 @@ Series are plain numbers (the worker already sends only plain data), kept per te
 the submission is graded, and drawn with matplotlib into the page as base64 PNGs. Nothing
 here changes a score; a plot that cannot be drawn leaves a note instead.
 
-Engine hook: the grading plugin needs a ``figures`` fixture returning
-``recorded_figures(request.node.nodeid)``. Until the plugin has it, a test module can
-import the fixture below (``from autograder.feedback import figures``).
+The ``figures`` fixture itself is the grading plugin's (``autograder.plugin``); it returns
+``recorded_figures(request.node.nodeid)``.
 """
 from __future__ import annotations
 
@@ -25,7 +24,6 @@ import io
 import math
 
 import numpy as np
-import pytest
 
 MAX_POINTS = 2000  # per series; longer ones are thinned evenly (a page, not a data dump)
 MAX_SERIES = 8     # per plot
@@ -73,11 +71,6 @@ def take_recorded() -> dict[str, dict]:
     taken = {nodeid: f.to_json() for nodeid, f in _recorded.items() if f.plots}
     _recorded.clear()
     return taken
-
-
-@pytest.fixture
-def figures(request) -> Figures:
-    return recorded_figures(request.node.nodeid)
 
 
 # ---- the page ------------------------------------------------------------------------------

@@ -39,7 +39,6 @@ import numpy as np
 import pytest
 
 from autograder.checks import assert_close
-from autograder.feedback import figures  # noqa: F401 - the plot hook, as a fixture
 
 
 @pytest.mark.points(2)
