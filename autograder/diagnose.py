@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .checks import rel_error
+from .checks import norm_error, rel_error
 from .wire import RemoteRef, TensorValue
 
 # Outputs agreeing this closely are "the same computation": far below any mistake's effect,
@@ -24,10 +24,25 @@ from .wire import RemoteRef, TensorValue
 MATCH_TOL = 1e-6
 # A call slower than this (e.g. a whole training run) is not replayed for every mutant.
 MAX_CALL_SECONDS = 0.5
+# What a test may spend recomputing its own outcome for the mistakes of one function.
+OUTCOME_BUDGET_S = 10.0
 
 
 class NotReplayable(Exception):
     pass
+
+
+def mistake_message(diagnosis: str) -> str:
+    return f"This looks like a known mistake: {diagnosis}"
+
+
+def dicts_close(tol: float):
+    """A ``match`` for ``Diagnoser.explain_outcome``: the same keys, and every entry of the
+    same shape within ``tol`` (norm error)."""
+    def match(a, b) -> bool:
+        return a.keys() == b.keys() and all(
+            np.shape(a[k]) == np.shape(b[k]) and norm_error(a[k], b[k]) <= tol for k in a)
+    return match
 
 
 # Longest history of operations on one worker object that is still replayed.
@@ -217,6 +232,29 @@ class Diagnoser:
                         continue
                     self._mutants.append((mutant, module))
         return self._mutants
+
+    def explain_outcome(self, function: str, outcome, observed, match) -> list[str]:
+        """Diagnoses of the mistakes in ``function`` that explain what a test observed, for
+        tests whose calls cannot be replayed (models, optimizers and generators living in the
+        worker; random draws). ``outcome(module)`` recomputes in this process what the test
+        observed, with the definitions of ``module``; a mistake explains ``observed`` when its
+        outcome matches it (``match(outcome, observed)``) and the reference's does not."""
+        if match(outcome(self.assignment.reference), observed):
+            return []
+        deadline = time.monotonic() + OUTCOME_BUDGET_S
+        found = []
+        for mutant, module in self.mutant_modules():
+            if mutant.function != function:
+                continue
+            if time.monotonic() > deadline:
+                break
+            try:
+                result = outcome(module)
+            except Exception:  # noqa: BLE001 - this mistake crashes here: not the student's
+                continue
+            if match(result, observed):
+                found.append(mutant.diagnosis)
+        return found[:2]
 
     def explain(self, records: list[CallRecord], seed: int = 0) -> list[str]:
         """Diagnoses (plain words) of the mutants that best explain the recorded calls;

@@ -2,7 +2,8 @@
 
 Markers: ``points(n)``, ``visible`` / ``hidden`` / ``after_due_date`` / ``after_published``,
 ``time_limit(seconds)``, ``partial`` (use the ``partial`` fixture), ``covers("function")``.
-Fixtures: ``student``, ``reference``, ``rng``, ``partial``, ``digits``.
+Fixtures: ``student``, ``reference``, ``rng``, ``partial``, ``digits``, ``device``, ``make``,
+``train_seed``, ``figures``, ``known_mistakes``.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ import numpy as np
 import pytest
 
 from .checks import CheckFailure, observe
+from .diagnose import mistake_message
 from .session import (LocalFactory, StudentCodeError, StudentCrash, StudentNamespace,
                       StudentSession, StudentTimeout, WorkerFactory)
 
@@ -64,6 +66,10 @@ class PartialCredit:
     @property
     def fraction(self) -> float:
         return self.earned / self.total if self.total else 0.0
+
+    def name_mistakes(self, diagnoses: list[str]) -> None:
+        """Add the known mistakes (from the ``known_mistakes`` fixture) to the feedback."""
+        self.messages += [mistake_message(d) for d in diagnoses]
 
 
 def describe_exception(exc: BaseException) -> str:
@@ -176,6 +182,23 @@ class GradingPlugin:
         return recorded_figures(request.node.nodeid)
 
     @pytest.fixture
+    def known_mistakes(self):
+        """``known_mistakes(function, outcome, observed, match)``: the diagnoses of the known
+        mistakes in ``function`` that explain what the test observed (see
+        ``Diagnoser.explain_outcome``); none when grading without diagnoses or without
+        mutants.py (a release build). A hint never costs a grade: failures give none."""
+        diagnoser = self.diagnoser
+
+        def explain(function, outcome, observed, match) -> list[str]:
+            if diagnoser is None:
+                return []
+            try:
+                return diagnoser.explain_outcome(function, outcome, observed, match)
+            except Exception:  # noqa: BLE001
+                return []
+        return explain
+
+    @pytest.fixture
     def digits(self):
         return self.digits_loader()
 
@@ -267,7 +290,7 @@ class GradingPlugin:
             diagnoses = self.diagnoser.explain(records, seed=self.session.seed)
         except Exception:  # noqa: BLE001 - a hint must never cost a grade
             return []
-        return [f"This looks like a known mistake: {d}" for d in diagnoses]
+        return [mistake_message(d) for d in diagnoses]
 
 
 def _seed_of(nodeid: str) -> int:

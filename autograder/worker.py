@@ -310,6 +310,34 @@ def _mixture_sampler(centers, std):
     return sample
 
 
+def _probe_vae(mu, logvar, logits):
+    """A VAE whose training is deterministic: ``encode`` returns learned constants (mu,
+    logvar) for every row and ``decode`` a learned logit per pixel, whatever the code z. The
+    gradients of the negative ELBO then depend neither on the noise drawn nor, with all rows
+    in one minibatch, on the shuffling, so a training loop run on it can be compared step for
+    step with the reference's. Parameters keep the dtype given (float64 for exact steps)."""
+    import torch
+
+    class ProbeVAE(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.mu = torch.nn.Parameter(torch.as_tensor(mu).clone())
+            self.logvar = torch.nn.Parameter(torch.as_tensor(logvar).clone())
+            self.logits = torch.nn.Parameter(torch.as_tensor(logits).clone())
+
+        def encode(self, x):
+            return self.mu.expand(len(x), -1), self.logvar.expand(len(x), -1)
+
+        def decode(self, z):
+            return self.logits.expand(len(z), -1)
+
+        def forward(self, x):
+            mu, logvar = self.encode(x)
+            return self.decode(mu), mu, logvar
+
+    return ProbeVAE()
+
+
 def trusted_factory(name: str):
     """Grader-side code may build these in the worker (optimizers, copies, data samplers):
     objects a hidden test needs next to the student's, which no student name may provide."""
@@ -321,6 +349,8 @@ def trusted_factory(name: str):
         return _row_sampler
     if name == "mixture_sampler":
         return _mixture_sampler
+    if name == "probe_vae":
+        return _probe_vae
     if name in ("torch.optim.Adam", "torch.optim.SGD", "torch.Generator"):
         import torch
 

@@ -13,16 +13,19 @@ import importlib.util
 import io
 
 import nbformat
+import numpy as np
 import pytest
 import torch
 
 from autograder.assignment import load_assignment, load_reference
+from autograder.checks import norm_error
 from autograder.data import load_digits_split
 from autograder.grade import grade_notebook
 from autograder.mutants import apply_to_notebook, load_mutants
+from autograder.plugin import _seed_of
 from autograder.public import load_public_checks, run_public_check
 from autograder.release import make_skeleton
-from autograder.session import LocalNamespace
+from autograder.session import LocalFactory, LocalNamespace
 from conftest import make_notebook
 
 ASSIGNMENT = load_assignment("hw4_vae")
@@ -174,6 +177,46 @@ def test_master_notebook_runs_and_passes_its_checks():
     assert "epoch 30: training loss" in text, text
     trained = float(text.split("after training: test negative ELBO ")[1].split()[0])
     assert trained < hidden_tests_module().NEG_ELBO_THRESHOLD, text
+
+
+# ---- train_vae on the probe VAE ------------------------------------------------------------------
+
+def probe_case():
+    hidden = hidden_tests_module()
+    rng = np.random.default_rng(_seed_of("test_hw4_vae.py::test_train_vae_updates"))
+    return hidden.probe_start(rng)
+
+
+def probe_outcome(impl, initial, X, seed=3):
+    hidden = hidden_tests_module()
+    model = LocalFactory()("probe_vae", *(torch.tensor(a) for a in initial))
+    losses = impl.train_vae(model, torch.tensor(X), epochs=hidden.PROBE_EPOCHS,
+                            lr=hidden.PROBE_LR, batch_size=hidden.PROBE_ROWS, seed=seed)
+    return hidden.probe_outcome(losses, model.state_dict())
+
+
+def test_probe_run_depends_on_neither_the_noise_nor_the_order():
+    """The probe test compares runs draw-independently: other seeds (global and train_vae's)
+    and another row order give the same run to rounding."""
+    initial, X = probe_case()
+    torch.manual_seed(0)
+    first = probe_outcome(ASSIGNMENT.reference, initial, X)
+    torch.manual_seed(1)
+    other = probe_outcome(ASSIGNMENT.reference, initial, X[::-1].copy(), seed=11)
+    assert max(norm_error(first[k], other[k]) for k in first) < 1e-12
+    assert np.all(np.diff(first["losses"]) < 0)  # it trains
+
+
+@pytest.mark.parametrize("name", sorted(m.name for m in MUTANTS.values()
+                                        if m.function == "train_vae" and not m.equivalent))
+def test_every_train_vae_mistake_is_far_from_the_reference_on_the_probe(name):
+    initial, X = probe_case()
+    expected = probe_outcome(ASSIGNMENT.reference, initial, X)
+    got = probe_outcome(mutated_reference(name), initial, X)
+    tol = hidden_tests_module().PROBE_TOL
+    assert not hidden_tests_module().probe_match(got, expected)
+    assert any(np.isnan(got[k]).any() or norm_error(got[k], expected[k]) > 100 * tol
+               for k in got), {k: norm_error(got[k], expected[k]) for k in got}
 
 
 # ---- a different but correct solution ----------------------------------------------------------

@@ -13,7 +13,6 @@ comparisons happen here in float64 numpy.
 """
 import copy
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,10 +20,9 @@ import torch
 
 from autograder.checks import (CheckFailure, assert_close, assert_metric, describe_inputs,
                                expect_array, expect_tuple, norm_error, type_name)
+from autograder.diagnose import dicts_close
 from autograder.session import StudentCodeError
 from autograder.wire import TensorValue
-
-MUTANTS_FILE = Path(__file__).resolve().parents[1] / "mutants.py"
 
 # ---- helpers ------------------------------------------------------------------------------------
 
@@ -99,57 +97,6 @@ def reference_loss(fn, arrays):
 LOSS_TOL = 1e-5
 
 
-def known_mistakes(reference, function, outcome, observed, match) -> list[str]:
-    """Name the known mistakes in ``function`` that explain the student's results.
-
-    ``outcome(module)`` recomputes, in this process, what the test observed, with the
-    definitions of ``module``; every mistake listed in mutants.py is tried. A mistake explains
-    the results when its outcome matches ``observed`` and the reference's does not. Hidden
-    tests use this where the engine cannot replay the calls itself (models and optimizers that
-    live in the worker, random draws). Without mutants.py (a release build), it names nothing.
-    """
-    if not MUTANTS_FILE.exists():
-        return []
-    try:
-        import nbformat
-
-        from autograder.assignment import load_reference
-        from autograder.mutants import apply_to_notebook, load_mutants
-
-        master_path = Path(reference.__file__)
-        master = nbformat.read(master_path, as_version=4)
-        if match(outcome(reference), observed):
-            return []
-        found = []
-        for mutant in load_mutants(MUTANTS_FILE):
-            if mutant.equivalent or mutant.function != function:
-                continue
-            module = load_reference(master_path, f"hw5_mutant_{mutant.name}",
-                                    nb=apply_to_notebook(master, mutant))
-            try:
-                result = outcome(module)
-            except Exception:  # noqa: BLE001 - this mistake crashes here: not the student's
-                continue
-            if match(result, observed):
-                found.append(mutant.diagnosis)
-        return found
-    except Exception:  # noqa: BLE001 - a hint must never cost a grade
-        return []
-
-
-def name_mistakes(partial, diagnoses):
-    for diagnosis in diagnoses[:2]:
-        partial.messages.append(f"This looks like a known mistake: {diagnosis}")
-
-
-def close_dicts(tol):
-    """``match`` for known_mistakes: the same keys, every entry within ``tol`` (norm error)."""
-    def match(a, b):
-        return a.keys() == b.keys() and all(
-            np.shape(a[k]) == np.shape(b[k]) and norm_error(a[k], b[k]) <= tol for k in a)
-    return match
-
-
 # ---- sample_noise -------------------------------------------------------------------------------
 
 NOISE_ROWS, NOISE_DIM = 20000, 4
@@ -210,7 +157,7 @@ def test_sample_noise(student, partial):
 
 @pytest.mark.points(2)
 @pytest.mark.covers("sample_noise")
-def test_sample_noise_generator(student, reference, make, partial):
+def test_sample_noise_generator(student, reference, make, partial, known_mistakes):
     """sample_noise: draws with the given torch.Generator (the same seed, the same noise)"""
     draws = []
     for seed in (3, 3, 4):
@@ -239,8 +186,8 @@ def test_sample_noise_generator(student, reference, make, partial):
                    for s in (3, 3, 4)]
             return {"same": torch.equal(out[0], out[1]), "other": not torch.equal(out[0],
                                                                                  out[2])}
-        name_mistakes(partial, known_mistakes(reference, "sample_noise", outcome, observed,
-                                              lambda a, b: a == b))
+        partial.name_mistakes(known_mistakes("sample_noise", outcome, observed,
+                                                    lambda a, b: a == b))
 
 
 # ---- the GAN losses -----------------------------------------------------------------------------
@@ -527,7 +474,7 @@ def check_forward(reference, model, kind, kwargs, weights, inputs, device):
             expected=expected)
 
 
-def check_architecture(student, reference, device, rng, partial, kind, counts):
+def check_architecture(student, reference, device, rng, partial, known_mistakes, kind, counts):
     """Parameter counts of two sizes, the output shape, and the function computed with the
     grader's weights loaded layer by layer."""
     build = student.build_generator if kind == "generator" else student.build_discriminator
@@ -545,8 +492,8 @@ def check_architecture(student, reference, device, rng, partial, kind, counts):
             builder = getattr(module, f"build_{kind}")
             return {label(kind, kw): sum(p.numel() for p in builder(**kw).parameters())
                     for kw, _ in counts}
-        name_mistakes(partial, known_mistakes(reference, f"build_{kind}", outcome, observed,
-                                              lambda a, b: a == b))
+        partial.name_mistakes(known_mistakes(f"build_{kind}", outcome, observed,
+                                                    lambda a, b: a == b))
     small = SMALL_G if kind == "generator" else SMALL_D
     in_dim, out_dim = (3, 2) if kind == "generator" else (2, 1)
     model = student_model(student, kind, small, device)
@@ -573,17 +520,18 @@ def check_architecture(student, reference, device, rng, partial, kind, counts):
 
 @pytest.mark.points(3)
 @pytest.mark.covers("build_generator")
-def test_build_generator(student, reference, device, rng, partial):
+def test_build_generator(student, reference, device, rng, partial, known_mistakes):
     """build_generator: parameter counts, output shape, LeakyReLU(0.2) layers, linear output"""
-    check_architecture(student, reference, device, rng, partial, "generator",
+    check_architecture(student, reference, device, rng, partial, known_mistakes, "generator",
                        [({}, 4610), (dict(noise_dim=3, hidden_dim=10, out_dim=5), 205)])
 
 
 @pytest.mark.points(3)
 @pytest.mark.covers("build_discriminator")
-def test_build_discriminator(student, reference, device, rng, partial):
+def test_build_discriminator(student, reference, device, rng, partial, known_mistakes):
     """build_discriminator: parameter counts, output shape, LeakyReLU(0.2) layers, logits"""
-    check_architecture(student, reference, device, rng, partial, "discriminator",
+    check_architecture(student, reference, device, rng, partial, known_mistakes,
+                       "discriminator",
                        [({}, 4417), (dict(in_dim=3, hidden_dim=10), 161)])
 
 
@@ -657,7 +605,8 @@ def compare_updates(partial, label_, observed, expected, keys, weight=2):
 
 @pytest.mark.points(8)
 @pytest.mark.covers("gan_step")
-def test_gan_step_matches_reference(student, reference, make, device, rng, partial):
+def test_gan_step_matches_reference(student, reference, make, device, rng, partial,
+                                    known_mistakes):
     """gan_step: two steps from the grader's weights update both networks as expected"""
     G = student_model(student, "generator", SMALL_G, device)
     D = student_model(student, "discriminator", SMALL_D, device)
@@ -704,11 +653,11 @@ def test_gan_step_matches_reference(student, reference, make, device, rng, parti
     compare_updates(partial, "both networks' updates in step 2", observed, expected,
                     [(net, i, 2) for net, n in (("D", n_d), ("G", n_g)) for i in range(n)])
     if partial.fraction < 1:
-        name_mistakes(partial, known_mistakes(
-            reference, "gan_step",
+        partial.name_mistakes(known_mistakes(
+            "gan_step",
             lambda module: reference_steps(module.gan_step, reference, weights, batches,
                                            initial),
-            observed, close_dicts(UPDATE_TOL)))
+            observed, dicts_close(UPDATE_TOL)))
 
 
 # ---- train_gan ----------------------------------------------------------------------------------
@@ -769,7 +718,7 @@ def reference_runs(reference, train_gan, seeds, **run):
 
 @pytest.mark.points(2)
 @pytest.mark.covers("train_gan")
-def test_train_gan_history(student, reference, make, device, partial):
+def test_train_gan_history(student, reference, make, device, partial, known_mistakes):
     """train_gan: returns one d_loss and one g_loss float per step, and trains both networks"""
     G = student_model(student, "generator", SMALL_G, device)
     D = student_model(student, "discriminator", SMALL_D, device)
@@ -797,13 +746,13 @@ def test_train_gan_history(student, reference, make, device, partial):
                                                   **SHORT_RUN)[0][0])
             except Exception as exc:  # noqa: BLE001 - the mistake may be a crash
                 return {"error": (type(exc).__name__, str(exc))}
-        name_mistakes(partial, known_mistakes(reference, "train_gan", outcome, observed,
-                                              lambda a, b: a == b))
+        partial.name_mistakes(known_mistakes("train_gan", outcome, observed,
+                                                    lambda a, b: a == b))
 
 
 @pytest.mark.points(2)
 @pytest.mark.covers("train_gan", "sample_noise")
-def test_train_gan_reproducible(student, reference, make, device, partial):
+def test_train_gan_reproducible(student, reference, make, device, partial, known_mistakes):
     """train_gan: the same seed gives the same run, another seed another run"""
     G = student_model(student, "generator", SMALL_G, device)
     D = student_model(student, "discriminator", SMALL_D, device)
@@ -834,8 +783,8 @@ def test_train_gan_reproducible(student, reference, make, device, partial):
                     reference_runs(reference, module.train_gan, (7, 7, 8), **REPRO_RUN)]
             return {"same seed, same run": same_run(runs[0], runs[1]),
                     "other seed, other run": not same_run(runs[0], runs[2])}
-        name_mistakes(partial, known_mistakes(reference, "train_gan", outcome, observed,
-                                              lambda a, b: a == b))
+        partial.name_mistakes(known_mistakes("train_gan", outcome, observed,
+                                                    lambda a, b: a == b))
 
 
 REPRO_RUN = dict(steps=4, batch_size=32, noise_dim=3)
@@ -893,7 +842,7 @@ def reference_wiring(train_gan, reference, weights, initial) -> dict:
 
 @pytest.mark.points(4)
 @pytest.mark.covers("train_gan")
-def test_train_gan_optimizers(student, reference, make, device, rng, partial):
+def test_train_gan_optimizers(student, reference, make, device, rng, partial, known_mistakes):
     """train_gan: Adam (lr 1e-3, betas (0.5, 0.999)) for each network, one gan_step per step"""
     G = student_model(student, "generator", SMALL_G, device)
     D = student_model(student, "discriminator", SMALL_D, device)
@@ -940,10 +889,10 @@ def test_train_gan_optimizers(student, reference, make, device, rng, partial):
                 f"= {FIRST_STEP_SIZE:.4g} for lr 1e-3 and betas (0.5, 0.999); the median move "
                 f"is {got:.4g}")
     if partial.fraction < 1:
-        name_mistakes(partial, known_mistakes(
-            reference, "train_gan",
+        partial.name_mistakes(known_mistakes(
+            "train_gan",
             lambda module: reference_wiring(module.train_gan, reference, weights, initial),
-            observed, close_dicts(UPDATE_TOL)))
+            observed, dicts_close(UPDATE_TOL)))
 
 
 # ---- the trained GAN ----------------------------------------------------------------------------
