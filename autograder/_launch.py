@@ -108,6 +108,17 @@ def read_only_everywhere(notes):
         notes.append(f"could not make {len(failed)} mount(s) read-only: {', '.join(failed[:3])}")
 
 
+def prefer_oom_kill(notes):
+    """Make the worker the kernel's first choice when memory runs out (Gradescope's 768 MB
+    cgroup holds grader and worker): a submission that eats memory loses its worker, never
+    the grader, even while the grader itself holds more. Raising the score needs no
+    privilege; it is inherited by the worker's children and kept across exec."""
+    try:
+        write_file("/proc/self/oom_score_adj", "1000")
+    except OSError as exc:
+        notes.append(f"could not raise the worker's OOM score: {exc.strerror}")
+
+
 def set_limits(cfg):
     mb = 1 << 20
     memory = resource.RLIMIT_DATA if cfg.get("device") == "cuda" else resource.RLIMIT_AS
@@ -153,6 +164,7 @@ def drop_privileges(cfg, notes):
 def main():
     cfg = json.loads(sys.argv[1])
     notes = []
+    prefer_oom_kill(notes)
     new_pid_ns = cfg.get("namespaces", True) and enter_namespaces(cfg, notes)
     if new_pid_ns:
         child = os.fork()
