@@ -332,8 +332,8 @@ def _probe_vae(mu, logvar, logits):
             return self.logits.expand(len(z), -1)
 
         def forward(self, x):
-            mu, logvar = self.encode(x)
-            return self.decode(mu), mu, logvar
+            means, logvars = self.encode(x)
+            return self.decode(means), means, logvars
 
     return ProbeVAE()
 
