@@ -38,10 +38,19 @@ def mistake_message(diagnosis: str) -> str:
 
 def dicts_close(tol: float):
     """A ``match`` for ``Diagnoser.explain_outcome``: the same keys, and every entry of the
-    same shape within ``tol`` (norm error)."""
+    same shape within ``tol`` (norm error); NaN (a result that could not be read) matches
+    only NaN."""
     def match(a, b) -> bool:
-        return a.keys() == b.keys() and all(
-            np.shape(a[k]) == np.shape(b[k]) and norm_error(a[k], b[k]) <= tol for k in a)
+        if a.keys() != b.keys():
+            return False
+        for key in a:
+            x = np.asarray(a[key], dtype=np.float64)
+            y = np.asarray(b[key], dtype=np.float64)
+            if x.shape != y.shape or not np.array_equal(np.isnan(x), np.isnan(y)):
+                return False
+            if norm_error(np.nan_to_num(x), np.nan_to_num(y)) > tol:
+                return False
+        return True
     return match
 
 

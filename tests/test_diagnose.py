@@ -43,3 +43,13 @@ def test_without_mutants_file_nothing_is_named(tmp_path):
                                      reference=HW1.reference)
     assert Diagnoser(stand_in).explain_outcome("affine_backward", db_of,
                                                {"db": DOUT.mean(axis=0)}, dicts_close(1e-9)) == []
+
+
+def test_dicts_close():
+    match = dicts_close(1e-6)
+    a = {"w": np.array([1.0, 2.0]), "losses": np.array([np.nan, 3.0])}
+    assert match(a, {"w": np.array([1.0, 2.0 + 1e-9]), "losses": np.array([np.nan, 3.0])})
+    assert not match(a, {"w": np.array([1.0, 2.1]), "losses": np.array([np.nan, 3.0])})
+    assert not match(a, {"w": np.array([1.0, 2.0]), "losses": np.array([1.0, 3.0])})  # NaN
+    assert not match(a, {"w": np.array([1.0, 2.0]), "losses": np.array([np.nan])})  # shape
+    assert not match(a, {"w": np.array([1.0, 2.0])})  # keys
