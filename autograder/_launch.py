@@ -121,7 +121,8 @@ def prefer_oom_kill(notes):
 
 def set_limits(cfg):
     mb = 1 << 20
-    memory = resource.RLIMIT_DATA if cfg.get("device") == "cuda" else resource.RLIMIT_AS
+    # "data" under CUDA, or with a CUDA build of torch (SandboxConfig.memory_rlimit).
+    memory = resource.RLIMIT_DATA if cfg.get("memory_rlimit") == "data" else resource.RLIMIT_AS
     limits = {
         memory: cfg["memory_mb"] * mb,
         resource.RLIMIT_CPU: cfg["cpu_s"],

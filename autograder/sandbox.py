@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import ctypes
 import fcntl
+import functools
+import importlib.util
 import json
 import os
 import selectors
@@ -53,8 +55,27 @@ class SandboxConfig:
     namespaces: bool = True
     python: str = sys.executable
     # "cuda": the worker may use the GPU. CUDA reserves huge virtual ranges, so memory is
-    # capped with RLIMIT_DATA instead of RLIMIT_AS there.
+    # capped with RLIMIT_DATA instead of RLIMIT_AS there (see memory_rlimit).
     device: str = "cpu"
+
+    def memory_rlimit(self) -> str:
+        """Which rlimit caps the worker's memory: "as" (address space, the tighter) where it
+        can, "data" (heap and private mappings) where address space says nothing about
+        memory: CUDA reserves huge ranges, and a CUDA build of torch maps over 3 GB of
+        libraries at import, on the CPU too (PyPI's default torch on Linux)."""
+        return "data" if self.device == "cuda" or cuda_torch_installed() else "as"
+
+
+@functools.cache
+def cuda_torch_installed() -> bool:
+    """Whether the installed torch is a CUDA build, found without importing it."""
+    try:
+        spec = importlib.util.find_spec("torch")
+    except (ImportError, ValueError):
+        return False
+    locations = (spec.submodule_search_locations or []) if spec else []
+    return any(next((Path(loc) / "lib").glob("libtorch_cuda*"), None) is not None
+               for loc in locations)
 
 
 def worker_needs() -> list[Path]:
@@ -191,6 +212,7 @@ class Sandbox:
             "home": str(self.home), "hide": self.config.hide,
             "fd_in": req_r, "fd_out": resp_w, "namespaces": self.config.namespaces,
             "uid": self.uid, "gid": self.uid, "device": self.config.device,
+            "memory_rlimit": self.config.memory_rlimit(),
             **vars(self.config.limits),
         }
         self.proc = subprocess.Popen(

@@ -1,5 +1,6 @@
 """The worker sandbox: confinement, limits, crashes and restarts."""
 import os
+import sys
 import time
 
 import numpy as np
@@ -171,3 +172,54 @@ def test_the_worker_is_the_first_to_go_when_memory_runs_out(sandbox):
     assert call(sandbox, "score")["value"] == 1000
     with open("/proc/self/oom_score_adj") as fh:
         assert int(fh.read()) < 1000  # the grader keeps its own
+
+
+def test_a_cuda_build_of_torch_is_recognised_without_importing_it(tmp_path, monkeypatch):
+    """PyPI's default torch on Linux is the CUDA build: its libraries map over 3 GB of address
+    space at import, on the CPU too, so RLIMIT_AS cannot cap the worker's memory there."""
+    from autograder import sandbox as sb
+
+    package = tmp_path / "torch"
+    (package / "lib").mkdir(parents=True)
+    (package / "__init__.py").write_text("raise RuntimeError('torch must not be imported')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "torch", raising=False)
+    assert not sb.cuda_torch_installed.__wrapped__()
+    (package / "lib" / "libtorch_cuda.so").write_bytes(b"")
+    assert sb.cuda_torch_installed.__wrapped__()
+    assert "torch" not in sys.modules
+
+
+@pytest.mark.parametrize("device, cuda_build, expected", [
+    ("cpu", False, "as"), ("cpu", True, "data"), ("cuda", False, "data"), ("cuda", True, "data")])
+def test_memory_rlimit_follows_device_and_torch_build(monkeypatch, device, cuda_build, expected):
+    from autograder import sandbox as sb
+
+    monkeypatch.setattr(sb, "cuda_torch_installed", lambda: cuda_build)
+    assert SandboxConfig(device=device).memory_rlimit() == expected
+
+
+LIMITS_OF_WORKER = """
+def limits():
+    with open('/proc/self/limits') as fh:
+        rows = [line.split() for line in fh]
+    pick = lambda name: next(r[len(name.split())] for r in rows if ' '.join(r).startswith(name))
+    return pick('Max address space'), pick('Max data size')
+"""
+
+
+@pytest.mark.parametrize("cuda_build", [False, True])
+def test_the_worker_gets_the_memory_rlimit_chosen(monkeypatch, cuda_build):
+    from autograder import sandbox as sb
+
+    monkeypatch.setattr(sb, "cuda_torch_installed", lambda: cuda_build)
+    box = Sandbox(SandboxConfig(limits=Limits(memory_mb=1024)))
+    box.start()
+    try:
+        load(box, LIMITS_OF_WORKER)
+        address_space, data = call(box, "limits")["value"]
+    finally:
+        box.close()
+    capped = str(1024 << 20)
+    assert (address_space, data) == (("unlimited", capped) if cuda_build else
+                                     (capped, "unlimited"))
