@@ -570,13 +570,13 @@ def probe_start(rng):
     return initial, images(rng, PROBE_ROWS, PIXELS)
 
 
-def probe_run(train_vae, make, initial, X, device):
+def probe_run(train_vae, make, initial, X, device, seed=3):
     """Train a probe with ``train_vae``; the epoch losses and the probe's parameters after.
     ``make`` builds the probe in the worker (the student's run) or here (the reference's)."""
     model = make("probe_vae", *(torch.tensor(a) for a in initial))
     model.to(device)
     losses = train_vae(model, tensor(X, device), epochs=PROBE_EPOCHS, lr=PROBE_LR,
-                       batch_size=PROBE_ROWS, seed=3)
+                       batch_size=PROBE_ROWS, seed=seed)
     return losses, model.state_dict()
 
 
