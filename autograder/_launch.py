@@ -16,11 +16,12 @@ import signal
 import sys
 
 CLONE_NEWNS = 0x00020000
+CLONE_NEWIPC = 0x08000000
 CLONE_NEWUSER = 0x10000000
 CLONE_NEWPID = 0x20000000
 CLONE_NEWNET = 0x40000000
 MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_BIND, MS_REC, MS_PRIVATE = 2, 4, 8, 4096, 16384, 1 << 18
-MS_RDONLY, MS_REMOUNT = 1, 32
+MS_RDONLY, MS_REMOUNT, MS_MOVE = 1, 32, 8192
 # Per-mount flags a read-only remount must repeat (the kernel refuses to drop locked ones).
 MOUNT_FLAGS = {"nosuid": MS_NOSUID, "nodev": MS_NODEV, "noexec": MS_NOEXEC, "noatime": 1024,
                "nodiratime": 2048, "relatime": 1 << 21, "strictatime": 1 << 24}
@@ -49,7 +50,7 @@ def write_file(path, text):
 def enter_namespaces(cfg, notes):
     """Returns True when a new pid namespace was created (the caller must then fork)."""
     uid, gid = os.getuid(), os.getgid()
-    flags = CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWPID
+    flags = CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWPID | CLONE_NEWIPC
     if uid != 0:
         flags |= CLONE_NEWUSER
     try:
@@ -61,13 +62,103 @@ def enter_namespaces(cfg, notes):
         write_file("/proc/self/setgroups", "deny")
         write_file("/proc/self/uid_map", f"{uid} {uid} 1")
         write_file("/proc/self/gid_map", f"{gid} {gid} 1")
-    notes.append("namespaces: mount, network, pid")
+    notes.append("namespaces: mount, network, pid, ipc")
     return True
 
 
 def confine_filesystem(cfg, notes):
+    """An allow-list view of the file system: an empty root holding only what the worker
+    needs (``cfg["allow"]``: interpreter, libraries, system files), read-only, plus its own
+    script, home and devices. Nothing else exists for student code: other students' folders,
+    results, released zips, other checkouts. ``cfg["hide"]`` then covers what must stay out
+    of reach inside an allowed tree (the assignment's secrets, forbidden packages)."""
     mount(None, "/", None, MS_REC | MS_PRIVATE)
+    root = cfg["root"]
+    mount("tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=755")
+    for path in cfg["allow"]:
+        bind_into(root, path, notes)
+    bind_into(root, cfg["worker"], notes)
+    make_dirs(root, cfg["home"])
+    make_dirs(root, "/tmp")
+    populate_dev(root, cfg, notes)
+    make_dirs(root, "/proc")
+    pivot_into(root)
     mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    hide_paths(cfg, notes)
+    read_only_everywhere(notes)
+    owner = f",uid={cfg['uid']},gid={cfg['gid']}" if cfg.get("uid") is not None else ""
+    # Shared memory of its own: the host's /dev/shm outlives this worker.
+    mount("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV,
+          f"size={cfg['disk_mb']}m,mode=700{owner}")
+    mount("tmpfs", cfg["home"], "tmpfs", MS_NOSUID | MS_NODEV,
+          f"size={cfg['disk_mb']}m,mode=700{owner}")
+
+
+def make_dirs(root, path):
+    target = root + path
+    os.makedirs(target, mode=0o755, exist_ok=True)
+    return target
+
+
+def bind_into(root, path, notes):
+    """Bind ``path`` (read-only later) at the same place under ``root``. A symbolic link is
+    recreated as a link (merged /usr: /bin -> usr/bin), its target being allowed itself."""
+    if not os.path.lexists(path):
+        return
+    target = root + path
+    if os.path.islink(path):
+        if not os.path.lexists(target):
+            make_dirs(root, os.path.dirname(path))
+            os.symlink(os.readlink(path), target)
+        return
+    if os.path.isdir(path):
+        make_dirs(root, path)
+    else:
+        make_dirs(root, os.path.dirname(path))
+        if not os.path.exists(target):
+            os.close(os.open(target, os.O_WRONLY | os.O_CREAT, 0o644))
+    try:
+        mount(path, target, None, MS_BIND | MS_REC)
+    except OSError as exc:
+        notes.append(f"could not make {path} visible: {exc.strerror}")
+
+
+DEVICES = ("null", "zero", "full", "random", "urandom")
+
+
+def populate_dev(root, cfg, notes):
+    """A /dev of a few harmless devices (and the GPU's where the worker may use it)."""
+    dev = make_dirs(root, "/dev")
+    mount("tmpfs", dev, "tmpfs", MS_NOSUID, "size=64k,mode=755")
+    names = list(DEVICES)
+    if cfg.get("device") == "cuda":
+        names += [n for n in sorted(os.listdir("/dev")) if n.startswith("nvidia")]
+    for name in names:
+        if os.path.exists("/dev/" + name) and not os.path.isdir("/dev/" + name):
+            bind_into(root, "/dev/" + name, notes)
+    for name, target in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
+                         ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")):
+        os.symlink(target, f"{dev}/{name}")
+    os.mkdir(f"{dev}/shm")
+
+
+SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "ppc64le": 203, "s390x": 217}
+MNT_DETACH = 2
+
+
+def pivot_into(root):
+    """Make ``root`` the worker's / and detach the old one, so no path leads back to it."""
+    number = SYS_PIVOT_ROOT.get(os.uname().machine)
+    os.chdir(root)
+    if number is not None and libc.syscall(number, b".", b".") == 0:
+        _check(libc.umount2(b".", MNT_DETACH), "detach the old root")
+    else:  # no pivot_root: move the new root over / (the old one is then unreachable by path)
+        mount(root, "/", None, MS_MOVE)
+        os.chroot(".")
+    os.chdir("/")
+
+
+def hide_paths(cfg, notes):
     for path in cfg["hide"]:
         try:
             if os.path.isdir(path):
@@ -76,14 +167,6 @@ def confine_filesystem(cfg, notes):
                 mount("/dev/null", path, None, MS_BIND)
         except OSError as exc:
             notes.append(f"could not hide {path}: {exc.strerror}")
-    read_only_everywhere(notes)
-    owner = f",uid={cfg['uid']},gid={cfg['gid']}" if cfg.get("uid") is not None else ""
-    if os.path.isdir("/dev/shm"):
-        # Shared memory of its own: the host's /dev/shm outlives this worker.
-        mount("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV,
-              f"size={cfg['disk_mb']}m,mode=700{owner}")
-    mount("tmpfs", cfg["home"], "tmpfs", MS_NOSUID | MS_NODEV,
-          f"size={cfg['disk_mb']}m,mode=700{owner}")
 
 
 def read_only_everywhere(notes):
@@ -162,24 +245,125 @@ def drop_privileges(cfg, notes):
     os.setuid(cfg["uid"])
 
 
+IPC_RMID = 0
+# /proc/sysvipc file -> its column of object ids
+SYSV_IPC = {"shm": "shmid", "sem": "semid", "msg": "msqid"}
+# World-writable places a worker without namespaces can write to (with them: its own tmpfs).
+SHARED_TMP = ("/tmp", "/var/tmp", "/dev/shm")
+
+
+def sweep(uid):
+    """Remove everything sandbox uid ``uid`` left (run as root): its processes (a child that
+    becomes the uid kills every process of it: setsid daemons escape any process group), its
+    SysV IPC objects (without an IPC namespace shared memory outlives the worker, readable by
+    the next submission under this uid) and its files in shared temporary folders."""
+    child = os.fork()
+    if child == 0:
+        try:
+            os.setgroups([])
+            os.setgid(uid)
+            os.setuid(uid)
+            os.kill(-1, signal.SIGKILL)
+        except OSError:
+            pass
+        os._exit(0)
+    os.waitpid(child, 0)
+    for kind, ident in sysv_ipc_objects(uid):
+        if kind == "shm":
+            libc.shmctl(ident, IPC_RMID, None)
+        elif kind == "sem":
+            libc.semctl(ident, 0, IPC_RMID)
+        else:
+            libc.msgctl(ident, IPC_RMID, None)
+    for folder in SHARED_TMP:
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                if entry.stat(follow_symlinks=False).st_uid == uid:
+                    remove_tree(entry.path)
+            except OSError:
+                pass
+
+
+def remove_tree(path):
+    if os.path.isdir(path) and not os.path.islink(path):
+        for name in os.listdir(path):
+            remove_tree(os.path.join(path, name))
+        os.rmdir(path)
+    else:
+        os.unlink(path)
+
+
+def sysv_ipc_objects(uid):
+    """(kind, id) of the SysV IPC objects owned or created by ``uid`` (this IPC namespace)."""
+    found = []
+    for kind, id_column in SYSV_IPC.items():
+        try:
+            with open(f"/proc/sysvipc/{kind}") as fh:
+                header, *rows = [line.split() for line in fh]
+        except (OSError, ValueError):
+            continue
+        columns = {name: i for i, name in enumerate(header)}
+        for row in rows:
+            try:
+                if uid in (int(row[columns["uid"]]), int(row[columns["cuid"]])):
+                    found.append((kind, int(row[columns[id_column]])))
+            except (KeyError, IndexError, ValueError):
+                continue
+    return found
+
+
+def supervise(child, cfg):
+    """Stay as the worker's parent: pass its exit status on, and if the grader dies first
+    (SIGTERM, our parent-death signal), kill the worker and sweep its uid. Inside a pid
+    namespace the worker is its init, so everything it started goes with it; without one,
+    the sweep is what removes setsid daemons and IPC objects."""
+    def grader_died(*_):
+        try:
+            os.kill(child, signal.SIGKILL)
+        except OSError:
+            pass
+        if cfg.get("uid") is not None:
+            sweep(cfg["uid"])
+        os._exit(137)
+
+    for fd in (cfg["fd_in"], cfg["fd_out"]):  # the grader sees EOF when the worker dies
+        os.close(fd)
+    signal.signal(signal.SIGTERM, grader_died)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    if cfg.get("grader_pid") and os.getppid() != cfg["grader_pid"]:
+        grader_died()
+    _, status = os.waitpid(child, 0)
+    os._exit(os.waitstatus_to_exitcode(status) & 0xFF if os.WIFEXITED(status)
+             else 128 + os.WTERMSIG(status))
+
+
 def main():
+    if sys.argv[1] == "--sweep":
+        sweep(int(sys.argv[2]))
+        return
     cfg = json.loads(sys.argv[1])
+    # Die with the grader: a killed grader must take its worker (and, through the pid
+    # namespace whose parent this is, everything the worker started) with it.
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if cfg.get("grader_pid") and os.getppid() != cfg["grader_pid"]:
+        os._exit(1)  # the grader died before the line above
     notes = []
     prefer_oom_kill(notes)
     new_pid_ns = cfg.get("namespaces", True) and enter_namespaces(cfg, notes)
-    if new_pid_ns:
+    if new_pid_ns or cfg.get("uid") is not None:
         child = os.fork()
         if child:
-            # Stay as the namespace's parent only to pass on the exit status; if we are killed,
-            # the worker (pid 1 inside) gets PDEATHSIG and the whole namespace goes with it.
-            signal.signal(signal.SIGTERM, lambda *_: os.kill(child, signal.SIGKILL))
-            _, status = os.waitpid(child, 0)
-            os._exit(os.waitstatus_to_exitcode(status) & 0xFF if os.WIFEXITED(status)
-                     else 128 + os.WTERMSIG(status))
+            supervise(child, cfg)
+    if new_pid_ns:
         try:
             confine_filesystem(cfg, notes)
         except OSError as exc:
-            notes.append(f"filesystem confinement failed: {exc.strerror}")
+            notes.append(f"filesystem confinement failed ({exc}): only file modes protect "
+                         "other files, and the start-up probe checks them")
     elif cfg.get("uid") is not None and os.getuid() == 0:
         os.chown(cfg["home"], cfg["uid"], cfg["gid"])
     set_limits(cfg)

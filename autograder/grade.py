@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 import time
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
@@ -15,6 +15,7 @@ from .data import load_digits_split
 from .notebook import NotebookError, extract_code, read_notebook
 from .plugin import GradingPlugin, Outcome
 from .results import Results, TestResult, error_results
+from .confinement import probe_targets
 from .sandbox import InfrastructureError, SandboxConfig, package_paths, private_paths
 from .session import StudentSession
 
@@ -26,6 +27,9 @@ class GradeRun:
     timings: dict[str, float]
     # True when the grader, not the submission, failed: callers should retry, not record a 0.
     grader_error: bool = False
+    # For the instructor's log, never the student's page: sandbox mode and warnings, the
+    # paths a failed self-test could read, a grader error's traceback.
+    operator_notes: list[str] = field(default_factory=list)
 
 
 def run_tests(assignment: Assignment, plugin: GradingPlugin, quiet: bool = True,
@@ -67,7 +71,7 @@ def cuda_available() -> bool:
 
 
 def grade_notebook(path: Path, assignment: Assignment, *, device: str = "cpu",
-                   private: Sequence[Path] = (),
+                   private: Sequence[Path] = (), confidential: Sequence[Path] = (),
                    quiet: bool = True, stop_at_first_loss: bool = False,
                    diagnose: bool = True) -> GradeRun:
     """Never raises for a bad submission: a broken notebook still gets a valid Results.
@@ -76,10 +80,14 @@ def grade_notebook(path: Path, assignment: Assignment, *, device: str = "cpu",
     audits of known mistakes); the results then hold only the tests that ran. ``private``:
     folders the student's code must not see besides the assignment's secrets (other students'
     submissions, results); the submission's own folder always is, where it can be hidden.
+    ``confidential``: folders holding other students' work (a batch's input and output):
+    hidden like ``private``, and grading is refused unless the start-up probe finds them, and
+    the canary each holds, unreadable to the worker.
     """
     start = time.monotonic()
     timings: dict[str, float] = {}
     device_notes = []
+    operator_notes: list[str] = []
     if device not in ("cpu", "cuda"):
         raise ValueError(f"device must be 'cpu' or 'cuda', not {device!r}")
     if device == "cuda" and not cuda_available():
@@ -95,7 +103,7 @@ def grade_notebook(path: Path, assignment: Assignment, *, device: str = "cpu",
     timings["notebook"] = time.monotonic() - start
     reference = assignment.reference
     hide = [str(p) for p in assignment.secret_paths]
-    hide += private_paths([Path(path).parent, *private], fallback_files=[path])
+    hide += private_paths([Path(path).parent, *private, *confidential], fallback_files=[path])
     hide += package_paths(assignment.forbidden_imports)
     config = SandboxConfig(hide=hide,
                            limits=assignment.limits, device=device)
@@ -105,12 +113,14 @@ def grade_notebook(path: Path, assignment: Assignment, *, device: str = "cpu",
                              notes=code.notes, cell_prefix=assignment.cell_prefix)
     try:
         t0 = time.monotonic()
-        session.start(probe_paths=assignment.secret_paths)
+        session.start(probe_paths=probe_targets(assignment.secret_paths, confidential))
         timings["worker_start"] = time.monotonic() - t0
         leaks = session.probe.get("readable", [])
         if leaks:
+            operator_notes.append(f"the worker could read: {', '.join(map(str, leaks))}")
             raise InfrastructureError(
-                f"sandbox self-test failed: student code could read {leaks}; refusing to grade")
+                f"sandbox self-test failed: student code could read {len(leaks)} place(s) it "
+                "must not (listed in the instructor's log); refusing to grade")
         plugin = GradingPlugin(session, reference, default_time_limit=assignment.time_limit,
                                total_time_limit=assignment.total_time_limit,
                                digits_loader=load_digits_split,
@@ -121,13 +131,19 @@ def grade_notebook(path: Path, assignment: Assignment, *, device: str = "cpu",
         timings["tests"] = time.monotonic() - t0
     except InfrastructureError as exc:
         session.close()
+        operator_notes += sandbox_notes(session)
         message = (f"GRADER ERROR (not a problem with your submission; please tell the "
                    f"instructor): {exc}")
-        return GradeRun(error_results(message, time.monotonic() - start), [], timings, True)
+        return GradeRun(error_results(message, time.monotonic() - start), [], timings, True,
+                        operator_notes)
     except Exception:  # noqa: BLE001 - a results file must exist whatever happened
         session.close()
-        message = "GRADER ERROR (please tell the instructor):\n" + traceback.format_exc()[-3000:]
-        return GradeRun(error_results(message, time.monotonic() - start), [], timings, True)
+        operator_notes += sandbox_notes(session)
+        operator_notes.append(traceback.format_exc()[-6000:])
+        message = ("GRADER ERROR (not a problem with your submission; please tell the "
+                   "instructor): the grader failed unexpectedly (details in the instructor's log)")
+        return GradeRun(error_results(message, time.monotonic() - start), [], timings, True,
+                        operator_notes)
     stdout = session.sandbox.output_text(limit=2000)
     session.close()
     sections = list(device_notes)
@@ -138,12 +154,16 @@ def grade_notebook(path: Path, assignment: Assignment, *, device: str = "cpu",
         sections.append(f"{len(session.report.skipped)} top-level statement(s) that are not "
                         "definitions were not run (only imports, functions, classes and simple "
                         "constants are used for grading).")
-    sandbox_notes = [n for n in session.sandbox.notes + session.sandbox.launch_notes]
-    if sandbox_notes:
-        sections.append("Sandbox: " + "; ".join(sandbox_notes))
+    operator_notes += sandbox_notes(session)
     if stdout.strip():
         sections.append("Output printed by your code:\n" + stdout)
     elapsed = time.monotonic() - start
     results = to_results(outcomes, execution_time=round(elapsed, 3),
                          output="\n\n".join(sections))
-    return GradeRun(results, outcomes, timings)
+    return GradeRun(results, outcomes, timings, operator_notes=operator_notes)
+
+
+def sandbox_notes(session: StudentSession) -> list[str]:
+    """How the worker was confined, for the instructor: its mode, and every warning."""
+    sandbox = session.sandbox
+    return [f"sandbox: {sandbox.mode}", *sandbox.notes, *getattr(sandbox, "launch_notes", [])]

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import nbformat
 
+from .confinement import record_release
+
 BEGIN = re.compile(r"^(\s*)# BEGIN SOLUTION\s*$")
 END = re.compile(r"^\s*# END SOLUTION\s*$")
 
@@ -235,7 +237,10 @@ def autograder_zip_members(assignment) -> list[tuple[str, bytes, int]]:
 def write_zip(members: list[tuple[str, bytes, int]], out: Path) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
-    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
+    tmp.unlink(missing_ok=True)
+    # Owner-only from its first byte: the zip holds the master and the hidden tests.
+    with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as raw, \
+            zipfile.ZipFile(raw, "w", zipfile.ZIP_DEFLATED) as zf:
         for name, data, mode in members:
             info = zipfile.ZipInfo(name, date_time=ZIP_DATE)
             info.create_system = 3  # unix: unzip keeps the modes (run_autograder is executable)
@@ -254,4 +259,6 @@ def build_release(assignment, out_dir: Path) -> Release:
     out_dir = Path(out_dir)
     files = build_student_folder(assignment, master, out_dir / "student")
     write_zip(autograder_zip_members(assignment), out_dir / "autograder.zip")
+    # Every later grading on this machine proves it cannot read this zip (confinement.py).
+    record_release(out_dir / "autograder.zip")
     return Release(out_dir / "student", out_dir / "autograder.zip", files)

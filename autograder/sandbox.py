@@ -50,9 +50,15 @@ class Limits:
 @dataclass
 class SandboxConfig:
     hide: list[str] = field(default_factory=list)
+    # Extra paths the worker may read (an assignment's public data files), besides what
+    # worker_view() lists; everything else is absent from its file system view.
+    allow: list[str] = field(default_factory=list)
     limits: Limits = field(default_factory=Limits)
     isolate_user: bool = True
-    namespaces: bool = True
+    # DLGRADE_NAMESPACES=off grades as inside Docker's default profile (Gradescope), where
+    # only the uid and file modes confine the worker: for testing that path on a laptop.
+    namespaces: bool = field(default_factory=lambda: os.environ.get(
+        "DLGRADE_NAMESPACES", "").lower() not in ("off", "0", "no"))
     python: str = sys.executable
     # "cuda": the worker may use the GPU. CUDA reserves huge virtual ranges, so memory is
     # capped with RLIMIT_DATA instead of RLIMIT_AS there (see memory_rlimit).
@@ -87,6 +93,33 @@ def worker_needs() -> list[Path]:
              tempfile.gettempdir(), "/bin", "/lib", "/lib64", "/usr", "/etc", "/dev", "/proc"]
     paths += [sysconfig.get_path(k) for k in ("stdlib", "platstdlib", "purelib", "platlib")]
     return [Path(os.path.realpath(p)) for p in paths if p]
+
+
+# System trees any program needs: no student's or instructor's files live in them.
+SYSTEM_VIEW = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc", "/sys")
+
+
+def worker_view(python: str, extra=()) -> list[str]:
+    """The allow-list of the worker's file system view (namespace mode): the system trees,
+    the interpreter with its prefixes and library folders, and ``extra``. Nested entries
+    collapse into their outermost folder; paths are kept as written (a venv is found from
+    the path of its interpreter) and resolved (where its links point)."""
+    import sysconfig
+
+    paths = list(SYSTEM_VIEW) + [sys.prefix, sys.base_prefix, sys.exec_prefix,
+                                 os.path.dirname(os.path.dirname(os.path.abspath(python))),
+                                 *extra]
+    paths += [sysconfig.get_path(k) for k in ("stdlib", "platstdlib", "purelib", "platlib")]
+    wanted = set()
+    for path in filter(None, paths):
+        wanted.add(os.path.abspath(path))
+        wanted.add(os.path.realpath(path))
+    wanted.discard("/")
+    kept: list[str] = []
+    for path in sorted(wanted):
+        if not any(path.startswith(k + os.sep) for k in kept) and os.path.lexists(path):
+            kept.append(path)
+    return kept
 
 
 def private_paths(paths, *, fallback_files=()) -> list[str]:
@@ -158,6 +191,14 @@ class _Slot:
         self._fh.close()
 
 
+def clean_slot(uid: int) -> None:
+    """Remove everything a sandbox uid may have left: its processes, its SysV IPC objects and
+    its files in shared temporary folders (``_launch.sweep``, run as root)."""
+    subprocess.run([sys.executable, "-I", str(HERE / "_launch.py"), "--sweep", str(uid)],
+                   check=False, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL, timeout=60)
+
+
 def become_subreaper():
     """Orphans of student code re-parent to us, so we can reap them instead of leaking zombies."""
     try:
@@ -185,6 +226,9 @@ class Sandbox:
                 self._slot = _Slot()
                 self.uid = self._slot.uid
                 self.mode = "separate-uid"
+                # A grader killed before its own sweep (a batch's timeout) leaves its worker's
+                # processes, IPC objects and files under this uid: none reaches this student.
+                clean_slot(self.uid)
             else:
                 self.notes.append(
                     f"WARNING: the interpreter {config.python} is not executable by an "
@@ -197,6 +241,8 @@ class Sandbox:
         shutil.copy(HERE / "worker.py", self.workdir / "worker.py")
         (self.workdir / "worker.py").chmod(0o644)
         self.home = self.workdir / "home"
+        self.root = self.workdir / "root"  # mount point of the worker's allow-list root
+        self.root.mkdir(mode=0o700)
 
     # ---- lifecycle -------------------------------------------------------------------
     def start(self, timeout: float = 30.0) -> dict:
@@ -209,7 +255,9 @@ class Sandbox:
         out_r, out_w = os.pipe()
         cfg = {
             "python": self.config.python, "worker": str(self.workdir / "worker.py"),
-            "home": str(self.home), "hide": self.config.hide,
+            "home": str(self.home), "hide": self.config.hide, "root": str(self.root),
+            "grader_pid": os.getpid(),
+            "allow": worker_view(self.config.python, self.config.allow),
             "fd_in": req_r, "fd_out": resp_w, "namespaces": self.config.namespaces,
             "uid": self.uid, "gid": self.uid, "device": self.config.device,
             "memory_rlimit": self.config.memory_rlimit(),
@@ -286,11 +334,7 @@ class Sandbox:
     def _sweep(self):
         """Kill whatever student code left behind (setsid daemons escape killpg), then reap."""
         if self.uid is not None:
-            subprocess.run(
-                [self.config.python, "-I", "-c",
-                 "import os, signal\ntry: os.kill(-1, signal.SIGKILL)\nexcept OSError: pass"],
-                user=self.uid, group=self.uid, extra_groups=[], check=False,
-                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            clean_slot(self.uid)
         while True:
             try:
                 pid, _ = os.waitpid(-1, os.WNOHANG)

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import nbformat
@@ -25,6 +27,22 @@ def write_nb(tmp_path):
         nbformat.write(make_notebook(*cells), path)
         return path
     return write
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_state_dir(tmp_path_factory):
+    """``dlgrade release`` records what it wrote (confinement.record_release): tests keep
+    that record out of the machine's own."""
+    os.environ["XDG_STATE_HOME"] = str(tmp_path_factory.mktemp("state"))
+
+
+@pytest.fixture
+def world_dir():
+    """A folder every uid may read and write: permissions protect nothing in it."""
+    folder = Path(tempfile.mkdtemp(prefix="dlgrade-corpus-"))
+    folder.chmod(0o777)
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 requires_root = pytest.mark.skipif(os.geteuid() != 0,
