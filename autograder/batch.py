@@ -12,8 +12,18 @@ Output layout (``--out DIR``)::
     DIR/grades.csv                  one row per student, one column per test, total
     DIR/students/ID/results.json    Gradescope's format
     DIR/students/ID/feedback.html   per-test outcome, message, plots
-    DIR/students/ID/status.json     done / grader_error, the notebook's sha256
+    DIR/students/ID/status.json     done / grader_error, the notebook's sha256, the
+                                    assignment's fingerprint, notes for the instructor
+    DIR/students/ID/log.txt         the grading process's output (instructor only)
     DIR/input/                      the zip's contents (unsafe entries refused)
+    DIR/grades-diff.csv             grades that a re-run changed, and why
+
+``DIR`` is made private (mode 0700): it holds every student's notebook and results, and the
+student code being graded runs under other uids, which must not read a classmate's work.
+
+A submission is graded again when its notebook changed, when the assignment changed (hidden
+tests, points, assignment.toml, mutants, master solution, or the grader's own code: see
+``assignment_fingerprint``), or with ``regrade=True``.
 """
 from __future__ import annotations
 
@@ -26,6 +36,7 @@ import io
 import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import stat
@@ -38,13 +49,21 @@ from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .confinement import place_canary, preflight
 from .gradescope import JUNK_DIRS, SubmissionError, find_notebook
+from .textsafe import csv_cell, escape_control
 
 MAX_ZIP_MEMBERS = 50_000
 MAX_ZIP_BYTES = 8 << 30
 MAX_MEMBER_BYTES = 512 << 20
+MAX_EXTRACT_DEPTH = 256  # folders; far past gradescope.MAX_DEPTH, which then names the problem
 EXTRACTED_MARKER = ".dlgrade-extracted"
+PREVIOUS = "previous.json"       # a regraded submission's old grade, until the new one is in
+OPERATOR_NOTES = "operator_notes.json"  # from the grading process, moved into status.json
 POLL_S = 0.05
+# The grader's own code, part of every assignment's fingerprint (a module-level name so tests
+# can point it at a copy).
+ENGINE_DIR = Path(__file__).resolve().parent
 
 
 class BatchError(Exception):
@@ -56,7 +75,7 @@ class Submission:
     id: str                      # unique, safe as a folder name
     notebook: Path | None        # None: nothing to grade, ``problem`` says why
     problem: str = ""
-    problem_kind: str = ""       # "no notebook" | "several notebooks", the CSV's status
+    problem_kind: str = ""       # SubmissionError.kind ("no notebook", ...), the CSV's status
     submitters: list[dict] = field(default_factory=list)  # name, email, sid
     label: str = ""              # where it came from, for the CSV
 
@@ -70,6 +89,18 @@ class BatchSummary:
     refused: list[str] = field(default_factory=list)
     csv: Path | None = None
     seconds: float = 0.0
+    regraded: int = 0            # graded again although they had a grade from an earlier run
+    changed: int = 0             # of those, how many got another total or maximum
+    diff_csv: Path | None = None  # grades-diff.csv, written when something was regraded
+
+    def changes_line(self) -> str:
+        """One line on what a re-run changed, or '' when it regraded nothing."""
+        if not self.regraded:
+            return ""
+        if not self.changed:
+            return f"{self.regraded} regraded, no grade changed (see {self.diff_csv})"
+        return (f"{self.changed} grade{'s' if self.changed != 1 else ''} changed, "
+                f"see {self.diff_csv}")
 
 
 # ---- reading the input ---------------------------------------------------------------------
@@ -88,13 +119,42 @@ def unsafe_reason(info: zipfile.ZipInfo) -> str:
     return ""
 
 
+def _make_dirs(dest: Path, parts: list[str], made: set[str]) -> None:
+    """``dest/parts...`` as folders, one level at a time: ``Path.mkdir(parents=True)`` recurses
+    once per level, and an entry a thousand folders deep raised RecursionError. ``made``: the
+    folders already made, relative to ``dest`` (each is made once, however many entries it
+    holds)."""
+    if not parts or "/".join(parts) in made:
+        return
+    current, rel = str(dest), ""
+    for part in parts:
+        current, rel = f"{current}/{part}", f"{rel}/{part}" if rel else part
+        if rel in made:
+            continue
+        try:
+            os.mkdir(current, 0o755)
+        except FileExistsError:
+            if not stat.S_ISDIR(os.lstat(current).st_mode):  # a file of an earlier entry
+                raise NotADirectoryError(f"{rel} is a file") from None
+        made.add(rel)
+
+
+def _shown(name: str, limit: int = 200) -> str:
+    """A zip entry's name for the refused list: one line, no terminal escapes, and its two
+    ends only when it is long (names can be thousands of characters)."""
+    name = escape_control(name, single_line=True)
+    return name if len(name) <= limit else f"{name[:limit // 2]}...{name[-limit // 2:]}"
+
+
 def safe_extract(zip_path: Path, dest: Path) -> list[str]:
     """Extract ``zip_path`` into ``dest``; returns the refused entries with the reason.
 
     Entries with ``..``, absolute paths or symlinks are refused, not sanitised; sizes are
-    capped while copying (a header's size can lie).
+    capped while copying (a header's size can lie). An entry the file system cannot hold
+    (a name or path too long, a file where a folder should be) is refused too.
     """
     refused, total = [], 0
+    made: set[str] = set()
     with zipfile.ZipFile(zip_path) as zf:
         infos = zf.infolist()
         if len(infos) > MAX_ZIP_MEMBERS:
@@ -103,21 +163,33 @@ def safe_extract(zip_path: Path, dest: Path) -> list[str]:
         for info in infos:
             reason = unsafe_reason(info)
             if reason:
-                refused.append(f"{info.filename}: {reason}")
+                refused.append(f"{_shown(info.filename)}: {reason}")
                 continue
             parts = [p for p in info.filename.split("/") if p not in ("", ".")]
             if not parts:
                 continue
             target = dest.joinpath(*parts)
-            if info.is_dir():
-                target.mkdir(parents=True, exist_ok=True)
-                continue
-            target.parent.mkdir(parents=True, exist_ok=True)
-            # O_NOFOLLOW | O_EXCL: never write through a link, never overwrite an earlier entry
+            folders = parts if info.is_dir() else parts[:-1]
             try:
+                if len(folders) > MAX_EXTRACT_DEPTH:
+                    # Its first folders are made all the same: the submission then reads as
+                    # "folder nested too deep" (find_notebook), not as one without a notebook.
+                    _make_dirs(dest, folders[:MAX_EXTRACT_DEPTH], made)
+                    refused.append(f"{_shown(info.filename)}: nested more than "
+                                   f"{MAX_EXTRACT_DEPTH} folders deep")
+                    continue
+                _make_dirs(dest, folders, made)
+                if info.is_dir():
+                    continue
+                # O_NOFOLLOW | O_EXCL: never write through a link, never overwrite an earlier
+                # entry
                 fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
             except FileExistsError:
-                refused.append(f"{info.filename}: duplicate entry")
+                refused.append(f"{_shown(info.filename)}: duplicate entry")
+                continue
+            except OSError as exc:
+                refused.append(f"{_shown(info.filename)}: cannot be extracted here "
+                               f"({exc.strerror or exc})")
                 continue
             written = 0
             with zf.open(info) as src, os.fdopen(fd, "wb") as dst:
@@ -125,8 +197,8 @@ def safe_extract(zip_path: Path, dest: Path) -> list[str]:
                     written += len(chunk)
                     total += len(chunk)
                     if written > MAX_MEMBER_BYTES or total > MAX_ZIP_BYTES:
-                        raise BatchError(f"{zip_path.name}: {info.filename} makes the archive "
-                                         "too large to extract")
+                        raise BatchError(f"{zip_path.name}: {_shown(info.filename)} makes the "
+                                         "archive too large to extract")
                     dst.write(chunk)
     return refused
 
@@ -227,6 +299,26 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
+def remove_tree(root: Path) -> None:
+    """``shutil.rmtree`` without recursion (it recurses once per level, and an extracted zip
+    can nest a few hundred folders deep). Links are removed, never followed."""
+    stack = [str(root)]
+    while stack:
+        top = stack[-1]
+        subdirs = []
+        with os.scandir(top) as it:
+            for entry in it:
+                if entry.is_dir(follow_symlinks=False):
+                    subdirs.append(entry.path)
+                else:
+                    os.unlink(entry.path)
+        if subdirs:
+            stack.extend(subdirs)  # ``top`` is looked at again once they are gone
+        else:
+            os.rmdir(top)
+            stack.pop()
+
+
 def discover(source: Path, out: Path) -> tuple[list[Submission], list[str]]:
     """The submissions in a folder or zip; a zip is extracted (once) under ``out/input``."""
     refused: list[str] = []
@@ -237,8 +329,10 @@ def discover(source: Path, out: Path) -> tuple[list[Submission], list[str]]:
         marker = dest / EXTRACTED_MARKER
         refused_file = out / "refused.txt"
         if not (marker.is_file() and marker.read_text() == digest):
-            if dest.exists():
-                shutil.rmtree(dest)
+            if dest.is_symlink():
+                dest.unlink()
+            elif dest.exists():
+                remove_tree(dest)
             dest.mkdir(parents=True)
             refused = safe_extract(source, dest)
             refused_file.write_text("".join(f"{r}\n" for r in refused))
@@ -274,11 +368,105 @@ def _read_json(path: Path):
         return None
 
 
-def is_done(student_dir: Path, digest: str) -> bool:
+def make_private(out: Path) -> None:
+    """Create ``out`` with mode 0700, or make an existing one so.
+
+    It holds every student's notebook, results and log, and the code being graded runs under
+    sandbox uids: other uids must not even list it.
+    """
+    out.mkdir(mode=0o700, parents=True, exist_ok=True)
+    info = os.stat(out)
+    if stat.S_IMODE(info.st_mode) == 0o700:
+        return
+    if info.st_uid != os.geteuid() and os.geteuid() != 0:
+        raise BatchError(f"the output folder {out} has mode {stat.S_IMODE(info.st_mode):o} "
+                         f"and belongs to uid {info.st_uid}, so it cannot be made private "
+                         "(mode 700) by this user; pass an --out folder of your own, or have "
+                         "its owner run `chmod 700` on it")
+    os.chmod(out, 0o700)
+
+
+def _hash_file(digest, label: str, path: Path) -> None:
+    # The label and the size before the bytes: moving bytes from one file to the next, or
+    # renaming a file, changes the fingerprint.
+    digest.update(f"{label}\0{path.stat().st_size}\0".encode())
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+
+
+def assignment_fingerprint(assignment, engine_dir: Path | None = None) -> str:
+    """sha256 of everything besides the notebook that decides a grade: every file of the
+    assignment's hidden tests, its assignment.toml, mutants.py, the master notebook, and the
+    grader's own Python source. A change to any of them makes ``dlgrade batch`` regrade."""
+    engine_dir = Path(engine_dir or ENGINE_DIR)
+    digest = hashlib.sha256()
+    files: list[tuple[str, Path]] = []
+    tests = assignment.tests_dir
+    if tests.is_dir():
+        # Not the bytecode that running the tests leaves: it changes with every interpreter.
+        files += sorted((f"tests/{p.relative_to(tests).as_posix()}", p) for p in tests.rglob("*")
+                        if p.is_file() and "__pycache__" not in p.relative_to(tests).parts
+                        and p.suffix not in (".pyc", ".pyo"))
+    for label, path in (("assignment.toml", assignment.directory / "assignment.toml"),
+                        ("mutants.py", assignment.mutants_file),
+                        ("master", assignment.master)):
+        if path is not None and path.is_file():
+            files.append((label, path))
+    files += sorted((f"engine/{p.relative_to(engine_dir).as_posix()}", p)
+                    for p in engine_dir.rglob("*.py") if p.is_file())
+    for label, path in files:
+        _hash_file(digest, label, path)
+    return digest.hexdigest()
+
+
+def is_done(student_dir: Path, digest: str, fingerprint: str) -> bool:
+    """Graded, from this very notebook, against this very assignment and grader."""
     status = _read_json(student_dir / "status.json")
     return (isinstance(status, dict) and status.get("state") == "done"
             and status.get("sha256") == digest
+            and status.get("assignment_fingerprint") == fingerprint
             and isinstance(_read_json(student_dir / "results.json"), dict))
+
+
+def _grade_of(results) -> tuple[float, float] | None:
+    """(total, maximum) of a results.json, or None when it holds no usable grade."""
+    if not isinstance(results, dict):
+        return None
+    try:
+        return (float(results.get("score", 0.0)),
+                sum(float(t["max_score"]) for t in results.get("tests", [])))
+    except (TypeError, ValueError, KeyError):
+        return None
+
+
+def previous_grade(student_dir: Path) -> dict | None:
+    """The grade an earlier run gave, read before this run overwrites it: the total, the
+    maximum, and the notebook and assignment it was given for. A re-run interrupted while
+    regrading left ``previous.json``, which still holds the grade from before."""
+    status = _read_json(student_dir / "status.json")
+    if isinstance(status, dict) and status.get("state") == "done":
+        grade = _grade_of(_read_json(student_dir / "results.json"))
+        if grade is None:
+            return None
+        return {"score": grade[0], "max_score": grade[1], "sha256": status.get("sha256"),
+                "assignment_fingerprint": status.get("assignment_fingerprint")}
+    kept = _read_json(student_dir / PREVIOUS)
+    try:
+        float(kept["score"]), float(kept["max_score"])
+    except (TypeError, KeyError, ValueError):
+        return None  # never graded, or only grader errors: there was no grade
+    return kept
+
+
+def _reason(previous: dict, digest: str, fingerprint: str, forced: bool) -> str:
+    if forced:
+        return "forced"
+    if previous.get("sha256") != digest:
+        return "notebook changed"
+    if previous.get("assignment_fingerprint") != fingerprint:
+        return "assignment changed"
+    return previous.get("reason", "forced")  # as the interrupted run that took it had it
 
 
 def _error_results(message: str) -> dict:
@@ -331,7 +519,17 @@ def grade_one(args) -> int:
 
         assignment = load_assignment(args.assignment)
         take_recorded()
-        run = grade_notebook(notebook, assignment, device=args.device)
+        # The batch's own folders: hidden where namespaces allow, and the start-up probe
+        # refuses to grade unless they and their canaries are unreadable to the worker.
+        run = grade_notebook(notebook, assignment, device=args.device,
+                             confidential=[Path(p) for p in args.confidential])
+        # For the instructor only (sandbox mode, warnings): the log and status.json, never the
+        # student's results.
+        notes = [escape_control(str(n)) for n in run.operator_notes]
+        for note in notes:
+            for line in note.splitlines() or [""]:
+                print(f"operator: {line}", file=sys.stderr)
+        _write_json(out / OPERATOR_NOTES, notes)
         write_results(run.results, out / "results.json")
         recorded = take_recorded()
         pairs = zip(run.results.tests, run.outcomes, strict=False)  # same order, by to_results
@@ -342,7 +540,8 @@ def grade_one(args) -> int:
     try:
         write_page(out, results, figures, args.title, args.subtitle)
     except Exception as exc:  # noqa: BLE001 - the grade stands without its page
-        print(f"feedback page failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print(f"feedback page failed: {type(exc).__name__}: {escape_control(str(exc))}",
+              file=sys.stderr)
     return 3 if grader_error else 0
 
 
@@ -352,15 +551,80 @@ def _people(sub: Submission) -> str:
     return ", ".join(p.get("name") or p.get("email") or p.get("sid") for p in sub.submitters)
 
 
+def _console_text(text: str) -> str:
+    """Student-chosen text (a file name, a person's name) for a rich console: no markup, no
+    terminal escapes."""
+    from rich.markup import escape
+
+    return escape(escape_control(text, single_line=True))
+
+
+def one_command(assignment, sub: Submission, student_dir: Path, *, device: str, title: str,
+                subtitle: str, limit: float, confidential: list[Path],
+                docker: str | None = None) -> list[str]:
+    """The command line of the process that grades one submission.
+
+    Every value is glued to its option (``--notebook=-h.ipynb``): argparse reads a separate
+    value that starts with '-' as an option, and a notebook or folder called ``-h`` or
+    ``--out`` was a grader error on every run.
+    """
+    cmd = [sys.executable, "-m", "autograder.batch", "one",
+           f"--assignment={assignment.directory}", f"--name={assignment.name}",
+           f"--notebook={sub.notebook}", f"--out={student_dir}", f"--parent={os.getpid()}",
+           f"--device={device}", f"--title={title}", f"--subtitle={subtitle}",
+           f"--limit={limit}"]
+    cmd += [f"--confidential={p}" for p in confidential]
+    if docker:
+        cmd.append(f"--docker={docker}")
+    return cmd
+
+
 class _Job:
-    def __init__(self, sub: Submission, student_dir: Path, digest: str, proc, log):
+    def __init__(self, sub: Submission, student_dir: Path, digest: str, previous, proc, log):
         self.sub, self.dir, self.digest, self.proc, self.log = sub, student_dir, digest, proc, log
+        self.previous = previous
         self.start = time.monotonic()
+
+
+@dataclass
+class _Change:
+    sub: Submission
+    previous: dict
+    new: tuple[float, float]
+    reason: str
+
+    @property
+    def changed(self) -> bool:
+        old = (float(self.previous["score"]), float(self.previous["max_score"]))
+        return any(abs(a - b) > 1e-9 for a, b in zip(old, self.new, strict=True))
+
+
+def check_confinement(confidential: list[Path]) -> None:
+    """Refuse the batch when a worker could read a confidential folder or its canary."""
+    probe = preflight(confidential)
+    leaks = probe.get("readable", [])
+    if not leaks:
+        return
+    shown = ", ".join(_console_text(str(p)) for p in leaks[:4])
+    folders = " ".join(shlex.quote(str(p)) for p in confidential)
+    raise BatchError(
+        f"refusing to grade: a student's code could read {shown} (other students' files or "
+        f"the batch's output; sandbox: {probe.get('mode')}, "
+        f"{'with' if probe.get('namespaces') else 'without'} namespaces). Without namespaces "
+        "(Docker's default profile) only file modes keep students apart: make these folders "
+        f"private to the grader (chmod 700 {folders}, owned by root), or grade where user "
+        "namespaces work.")
+
+
+def remove_canaries(canaries) -> None:
+    for canary in canaries:
+        Path(canary).unlink(missing_ok=True)
 
 
 def run_batch(source: Path, assignment_name: str, out: Path, *, jobs: int = 1,
               docker: str | None = None, device: str = "cpu", timeout: float | None = None,
-              progress: bool = True, console=None) -> BatchSummary:
+              progress: bool = True, console=None, regrade: bool = False) -> BatchSummary:
+    """Grade what is not graded yet (``regrade``: everything); see the module's docstring."""
     from rich.console import Console
     from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
                                TimeElapsedColumn, TimeRemainingColumn)
@@ -379,54 +643,80 @@ def run_batch(source: Path, assignment_name: str, out: Path, *, jobs: int = 1,
             raise BatchError(f"--docker needs autograder/containers.py, which is not available "
                              f"in this installation ({exc})") from None
     out = Path(out).resolve()
-    out.mkdir(parents=True, exist_ok=True)
-    subs, refused = discover(Path(source).resolve(), out)
+    make_private(out)
+    source = Path(source).resolve()
+    subs, refused = discover(source, out)
     summary = BatchSummary(total=len(subs), refused=refused)
     for line in refused:
-        console.print(f"[yellow]refused zip entry[/] {line}", markup=True, highlight=False)
+        console.print(f"[yellow]refused zip entry[/] {_console_text(line)}", markup=True,
+                      highlight=False)
+    fingerprint = assignment_fingerprint(assignment)
     limit = timeout or (assignment.total_time_limit + 4 * assignment.load_time_limit + 120)
     title = f"{assignment.title or assignment.name}: feedback"
+    # A classmate's files and every output, once there are classmates (see check_confinement).
+    confidential = [out] + ([source] if source.is_dir() else []) if len(subs) > 1 else []
+    changes: list[_Change] = []
+
+    def compare(sub: Submission, previous: dict | None, digest: str, results) -> None:
+        new = _grade_of(results)
+        if previous is not None and new is not None:
+            changes.append(_Change(sub, previous, new, _reason(previous, digest, fingerprint,
+                                                               regrade)))
 
     todo: deque = deque()
     for sub in subs:
         student_dir = out / "students" / sub.id
         subtitle = " ".join(x for x in (sub.label, _people(sub)) if x)
+        digest = "" if sub.notebook is None else sha256_of(sub.notebook)
+        if not regrade and is_done(student_dir, digest, fingerprint):
+            summary.skipped += 1
+            continue
+        # Read before anything is overwritten: the old total goes to grades-diff.csv.
+        previous = previous_grade(student_dir)
         if sub.notebook is None:
             # Nothing to run: the student's 0 and the reason, written at once.
-            if not is_done(student_dir, ""):
-                results = _error_results(sub.problem)
-                _write_json(student_dir / "results.json", results)
-                write_page(student_dir, results, {}, title, subtitle)
-                _write_json(student_dir / "status.json",
-                            {"state": "done", "sha256": "", "notebook": None, "seconds": 0.0})
-                summary.graded += 1
-            else:
-                summary.skipped += 1
+            results = _error_results(sub.problem)
+            _write_json(student_dir / "results.json", results)
+            write_page(student_dir, results, {}, title, subtitle)
+            _write_json(student_dir / "status.json",
+                        {"state": "done", "sha256": "", "assignment_fingerprint": fingerprint,
+                         "notebook": None, "problem": sub.problem_kind, "seconds": 0.0})
+            (student_dir / PREVIOUS).unlink(missing_ok=True)
+            compare(sub, previous, digest, results)
+            summary.graded += 1
             continue
-        digest = sha256_of(sub.notebook)
-        if is_done(student_dir, digest):
-            summary.skipped += 1
-        else:
-            todo.append((sub, student_dir, digest, subtitle))
+        todo.append((sub, student_dir, digest, subtitle, previous))
+
+    canaries = []
+    if len(subs) > 1 and todo and not docker:
+        # Each container holds one student; here many share one machine: prove, before any
+        # student code runs, that no worker can read a classmate's files or any output.
+        canaries = [c for c in map(place_canary, confidential) if c is not None]
+        try:
+            check_confinement(confidential)
+        except BatchError:
+            remove_canaries(canaries)
+            raise
 
     env = dict(os.environ)
     package_parent = str(Path(__file__).resolve().parent.parent)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_parent, env.get("PYTHONPATH")) if p)
 
-    def start(sub, student_dir, digest, subtitle) -> _Job:
+    def start(sub, student_dir, digest, subtitle, previous) -> _Job:
         student_dir.mkdir(parents=True, exist_ok=True)
+        if previous is not None:
+            # Kept until the new grade is in: a run killed meanwhile still knows the old one.
+            _write_json(student_dir / PREVIOUS, {
+                **previous, "reason": _reason(previous, digest, fingerprint, regrade)})
         (student_dir / "status.json").unlink(missing_ok=True)
-        cmd = [sys.executable, "-m", "autograder.batch", "one",
-               "--assignment", str(assignment.directory), "--name", assignment.name,
-               "--notebook", str(sub.notebook), "--out", str(student_dir),
-               "--parent", str(os.getpid()), "--device", device,
-               "--title", title, "--subtitle", subtitle, "--limit", str(limit)]
-        if docker:
-            cmd += ["--docker", docker]
+        (student_dir / OPERATOR_NOTES).unlink(missing_ok=True)
+        cmd = one_command(assignment, sub, student_dir, device=device, title=title,
+                          subtitle=subtitle, limit=limit, confidential=confidential,
+                          docker=docker)
         log = open(student_dir / "log.txt", "wb")
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                 cwd=student_dir, env=env, start_new_session=True)
-        return _Job(sub, student_dir, digest, proc, log)
+        return _Job(sub, student_dir, digest, previous, proc, log)
 
     def finish(job: _Job, timed_out: bool) -> str:
         job.log.close()
@@ -444,21 +734,28 @@ def run_batch(source: Path, assignment_name: str, out: Path, *, jobs: int = 1,
         if message:
             results = _error_results(message)
             _write_json(job.dir / "results.json", results)
+        notes = _read_json(job.dir / OPERATOR_NOTES)
         _write_json(job.dir / "status.json",
-                    {"state": state, "sha256": job.digest, "notebook": str(job.sub.notebook),
-                     "exit_code": code, "seconds": round(time.monotonic() - job.start, 3)})
+                    {"state": state, "sha256": job.digest, "assignment_fingerprint": fingerprint,
+                     "notebook": str(job.sub.notebook), "exit_code": code,
+                     "seconds": round(time.monotonic() - job.start, 3),
+                     "operator_notes": notes if isinstance(notes, list) else []})
+        (job.dir / OPERATOR_NOTES).unlink(missing_ok=True)
+        name = _console_text(job.sub.id)
         if state == "done":
+            (job.dir / PREVIOUS).unlink(missing_ok=True)
+            compare(job.sub, job.previous, job.digest, results)
             summary.graded += 1
-            return f"{job.sub.id}: {float(results.get('score', 0)):g}"
-        summary.grader_errors += 1
-        return f"{job.sub.id}: grader error"
+            return f"{name}: {float(results.get('score', 0)):g}"
+        summary.grader_errors += 1  # previous.json stays: the retry compares with it
+        return f"{name}: grader error"
 
     running: list[_Job] = []
     columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn(), TimeRemainingColumn()]
     try:
         with Progress(*columns, console=console, disable=not progress) as bar:
-            task = bar.add_task(f"grading {assignment.name}", total=len(todo))
+            task = bar.add_task(f"grading {_console_text(assignment.name)}", total=len(todo))
             while todo or running:
                 while todo and len(running) < max(1, jobs):
                     running.append(start(*todo.popleft()))
@@ -476,7 +773,15 @@ def run_batch(source: Path, assignment_name: str, out: Path, *, jobs: int = 1,
         for job in running:  # interrupted: stop the graders; their submissions stay pending
             _kill(job.proc)
             job.log.close()
+        remove_canaries(canaries)
         summary.csv = write_grades_csv(out, subs)
+        if changes:
+            # In the order of grades.csv, not the order in which the graders finished.
+            position = {sub.id: i for i, sub in enumerate(subs)}
+            changes.sort(key=lambda c: position[c.sub.id])
+            summary.diff_csv = write_diff_csv(out, changes)
+            summary.regraded = len(changes)
+            summary.changed = sum(c.changed for c in changes)
         summary.seconds = time.monotonic() - started
     return summary
 
@@ -493,6 +798,21 @@ def _kill(proc: subprocess.Popen) -> None:
 
 def _fmt(value: float) -> str:
     return f"{round(float(value), 4):g}"
+
+
+def _cell(text) -> str:
+    """A text cell from the input (a name, a file name): one line, no terminal escapes, never
+    a spreadsheet formula. Numbers we format ourselves do not go through this."""
+    return csv_cell(escape_control(str(text), single_line=True))
+
+
+def _write_csv(path: Path, rows: list[list[str]]) -> Path:
+    buffer = io.StringIO()
+    csv.writer(buffer).writerows(rows)
+    tmp = path.parent / f".{path.name}.tmp"
+    tmp.write_text(buffer.getvalue(), encoding="utf-8")
+    os.replace(tmp, path)
+    return path
 
 
 def write_grades_csv(out: Path, subs: list[Submission]) -> Path:
@@ -516,11 +836,8 @@ def write_grades_csv(out: Path, subs: list[Submission]) -> Path:
         if results and results.get("tests"):
             suite_max = max(suite_max, sum(float(t["max_score"]) for t in results["tests"]))
         loaded.append((sub, status, results, by_name))
-    header = ["submission", "name", "email", "sid", "notebook", *columns, "total", "max_score",
-              "status"]
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(header)
+    rows = [["submission", "name", "email", "sid", "notebook", *map(_cell, columns), "total",
+             "max_score", "status"]]
     for sub, status, results, by_name in loaded:
         state = status.get("state")
         if state == "done":
@@ -533,14 +850,22 @@ def write_grades_csv(out: Path, subs: list[Submission]) -> Path:
             total = ""
         notebook = sub.notebook.name if sub.notebook is not None else ""
         for person in sub.submitters or [{}]:
-            writer.writerow([sub.id, person.get("name", ""), person.get("email", ""),
-                             person.get("sid", ""), notebook, *scores, total, _fmt(suite_max),
-                             label])
-    path = out / "grades.csv"
-    tmp = out / ".grades.csv.tmp"
-    tmp.write_text(buffer.getvalue(), encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+            rows.append([_cell(sub.id), _cell(person.get("name", "")),
+                         _cell(person.get("email", "")), _cell(person.get("sid", "")),
+                         _cell(notebook), *scores, total, _fmt(suite_max), label])
+    return _write_csv(out / "grades.csv", rows)
+
+
+def write_diff_csv(out: Path, changes: list[_Change]) -> Path:
+    """grades-diff.csv: the submissions this run regraded whose total or maximum changed."""
+    rows = [["submission", "names", "old_total", "new_total", "old_max", "new_max", "reason"]]
+    for change in changes:
+        if change.changed:
+            rows.append([_cell(change.sub.id), _cell(_people(change.sub)),
+                         _fmt(change.previous["score"]), _fmt(change.new[0]),
+                         _fmt(change.previous["max_score"]), _fmt(change.new[1]),
+                         change.reason])
+    return _write_csv(out / "grades-diff.csv", rows)
 
 
 def main(argv=None) -> int:
@@ -557,6 +882,8 @@ def main(argv=None) -> int:
     one.add_argument("--limit", type=float, default=600.0, help="the batch's wall-clock limit")
     one.add_argument("--title", default="")
     one.add_argument("--subtitle", default="")
+    one.add_argument("--confidential", action="append", default=[],
+                     help="a folder the student's code must not see (repeatable)")
     args = parser.parse_args(argv)
     return grade_one(args)
 

@@ -11,10 +11,17 @@ from rich.table import Table
 
 from .assignment import AssignmentError, load_assignment
 from .results import Results, error_results, write_results
+from .textsafe import escape_control
+
+
+def _shown(text: str) -> str:
+    """Text that student code chose (a test message, a file name) as rich markup: shown as
+    written, with no markup and no terminal escape sequences acting on the console."""
+    return escape(escape_control(text))
 
 
 def print_table(results: Results, console: Console, title: str) -> None:
-    table = Table(title=title, show_lines=False)
+    table = Table(title=_shown(title), show_lines=False)
     table.add_column("#", justify="right")
     table.add_column("test")
     table.add_column("score", justify="right")
@@ -22,13 +29,15 @@ def print_table(results: Results, console: Console, title: str) -> None:
     for t in results.tests:
         style = "green" if t.status == "passed" else "red"
         first = t.output.strip().splitlines()[0] if t.output.strip() else ""
-        table.add_row(t.number, escape(t.name), f"[{style}]{t.score:g}/{t.max_score:g}[/]",
-                      "" if t.status == "passed" else escape(first))
+        table.add_row(_shown(t.number), _shown(t.name),
+                      f"[{style}]{t.score:g}/{t.max_score:g}[/]",
+                      "" if t.status == "passed" else _shown(first))
     console.print(table)
     console.print(f"[bold]Total: {results.score:g} / {results.max_score:g}[/]  "
                   f"({results.execution_time:.1f} s)")
     if results.output.strip():
-        console.print(results.output.strip()[:3000], markup=False, highlight=False)
+        console.print(escape_control(results.output.strip()[:3000]), markup=False,
+                      highlight=False)
 
 
 def cmd_grade(args) -> int:
@@ -38,7 +47,7 @@ def cmd_grade(args) -> int:
         assignment = load_assignment(args.assignment)
     except AssignmentError as exc:
         write_results(error_results(f"GRADER ERROR: {exc}"), results_path)
-        console.print(f"[red]error:[/] {exc}")
+        console.print(f"[red]error:[/] {_shown(str(exc))}")
         return 2
     from .grade import grade_notebook
 
@@ -47,8 +56,13 @@ def cmd_grade(args) -> int:
                          private=[results_path.resolve().parent])
     write_results(run.results, results_path)
     if not args.quiet:
+        # For the instructor running this, not the student: never in results.json.
+        # getattr: a GradeRun from before operator_notes existed has none.
+        for note in getattr(run, "operator_notes", None) or []:
+            for line in escape_control(str(note)).splitlines() or [""]:
+                print(f"operator: {line}", file=sys.stderr)
         print_table(run.results, console, f"{assignment.name}: {Path(args.submission).name}")
-        console.print(f"results written to {results_path}")
+        console.print(f"results written to {_shown(str(results_path))}")
     # Exit 3 marks a grader failure (retry it), distinct from a low score (exit 0).
     return 3 if run.grader_error else 0
 
@@ -80,14 +94,19 @@ def cmd_batch(args) -> int:
     try:
         summary = run_batch(Path(args.submissions), args.assignment, Path(args.out),
                             jobs=args.jobs, docker=args.docker, device=args.device,
-                            timeout=args.timeout, progress=not args.quiet, console=console)
+                            timeout=args.timeout, progress=not args.quiet, console=console,
+                            regrade=args.regrade)
     except (BatchError, AssignmentError) as exc:
-        console.print(f"[red]error:[/] {escape(str(exc))}")
+        console.print(f"[red]error:[/] {_shown(str(exc))}")
         return 2
     console.print(f"{summary.total} submissions: {summary.graded} graded now, "
                   f"{summary.skipped} already graded, {summary.grader_errors} grader errors "
                   f"({summary.seconds:.1f} s)", highlight=False)
-    console.print(f"grades written to {summary.csv}", highlight=False)
+    # soft_wrap: a path broken over two lines cannot be copied
+    console.print(f"grades written to {_shown(str(summary.csv))}", highlight=False,
+                  soft_wrap=True)
+    if summary.changes_line():
+        console.print(_shown(summary.changes_line()), highlight=False, soft_wrap=True)
     # Exit 3: some submissions hit a grader error; running the batch again retries them.
     return 3 if summary.grader_errors else 0
 
@@ -152,6 +171,9 @@ def main(argv=None) -> int:
     b.add_argument("--timeout", type=float, help="wall-clock seconds per submission "
                    "(default: the assignment's budget plus a margin)")
     b.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    b.add_argument("--regrade", action="store_true", help="grade every submission again, "
+                   "even those already graded from the same notebook and assignment (the "
+                   "changed grades go to grades-diff.csv)")
     b.set_defaults(func=cmd_batch)
     a = sub.add_parser("audit", help="prove the hidden suite: reference, skeleton, mutants, reruns")
     a.add_argument("assignment")

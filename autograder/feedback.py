@@ -25,6 +25,8 @@ import math
 
 import numpy as np
 
+from .textsafe import escape_control
+
 MAX_POINTS = 2000  # per series; longer ones are thinned evenly (a page, not a data dump)
 MAX_SERIES = 8     # per plot
 
@@ -100,16 +102,22 @@ def plot_png(plot: dict, title: str) -> bytes:
     return buffer.getvalue()
 
 
+def _text(value) -> str:
+    """Text for the page: HTML-escaped, and with control characters written out (the page is
+    also read with ``cat`` and ``less``, where an escape sequence would act)."""
+    return html.escape(escape_control(str(value)))
+
+
 def _figures_html(plots: dict) -> str:
     parts = []
     for title, plot in plots.items():
         try:
             png = base64.b64encode(plot_png(plot, title)).decode()
         except Exception as exc:  # noqa: BLE001 - a missing plot must not lose the page
-            parts.append(f'<p class="note">(plot "{html.escape(title)}" could not be drawn: '
-                         f"{html.escape(type(exc).__name__)}: {html.escape(str(exc))})</p>")
+            parts.append(f'<p class="note">(plot "{_text(title)}" could not be drawn: '
+                         f"{_text(type(exc).__name__)}: {_text(str(exc))})</p>")
             continue
-        parts.append(f'<img alt="{html.escape(title)}" src="data:image/png;base64,{png}">')
+        parts.append(f'<img alt="{_text(title)}" src="data:image/png;base64,{png}">')
     return "\n".join(parts)
 
 
@@ -140,32 +148,32 @@ def render_page(results: dict, figures: dict | None = None, *, title: str,
     shown = [t for t in tests if include_hidden or t.get("visibility") != "hidden"]
     hidden = [t for t in tests if t not in shown]
     max_score = sum(float(t.get("max_score", 0)) for t in tests)
-    out = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}"
+    out = [f"<!doctype html><html><head><meta charset='utf-8'><title>{_text(title)}"
            f"</title><style>{STYLE}</style></head><body>",
-           f"<h1>{html.escape(title)}</h1>"]
+           f"<h1>{_text(title)}</h1>"]
     if subtitle:
-        out.append(f"<p class='note'>{html.escape(subtitle)}</p>")
+        out.append(f"<p class='note'>{_text(subtitle)}</p>")
     out.append(f"<p class='total'>Score: {float(results.get('score', 0)):g} / {max_score:g}</p>")
     if results.get("output"):
-        out.append(f"<pre>{html.escape(results['output'])}</pre>")
+        out.append(f"<pre>{_text(results['output'])}</pre>")
     if shown:
         out.append("<table><tr><th>#</th><th>test</th><th>points</th></tr>")
         for t in shown:
             status = "passed" if t.get("status") == "passed" else "failed"
-            out.append(f"<tr><td>{html.escape(str(t.get('number', '')))}</td>"
-                       f"<td><a href='#t{html.escape(str(t.get('number', '')))}'>"
-                       f"{html.escape(t.get('name', ''))}</a></td><td class='pts {status}'>"
+            out.append(f"<tr><td>{_text(str(t.get('number', '')))}</td>"
+                       f"<td><a href='#t{_text(str(t.get('number', '')))}'>"
+                       f"{_text(t.get('name', ''))}</a></td><td class='pts {status}'>"
                        f"{float(t.get('score', 0)):g} / {float(t.get('max_score', 0)):g}</td></tr>")
         out.append("</table>")
     for t in shown:
         status = "passed" if t.get("status") == "passed" else "failed"
         number = str(t.get("number", ""))
-        out.append(f"<section class='{status}' id='t{html.escape(number)}'>"
-                   f"<h3>{html.escape(number)}. {html.escape(t.get('name', ''))} "
+        out.append(f"<section class='{status}' id='t{_text(number)}'>"
+                   f"<h3>{_text(number)}. {_text(t.get('name', ''))} "
                    f"<span class='{status}'>{float(t.get('score', 0)):g} / "
                    f"{float(t.get('max_score', 0)):g}</span></h3>")
         if t.get("output"):
-            out.append(f"<pre>{html.escape(t['output'])}</pre>")
+            out.append(f"<pre>{_text(t['output'])}</pre>")
         if number in figures:
             out.append(_figures_html(figures[number]))
         out.append("</section>")

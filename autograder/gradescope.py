@@ -25,11 +25,15 @@ import time
 import traceback
 from pathlib import Path
 
+from .textsafe import escape_control
+
 ROOT_ENV = "DLGRADE_AUTOGRADER_ROOT"
 DEFAULT_ROOT = "/autograder"
 VENV_DIR = "/opt/dlgrade/venv"
 # Folders that editors and archivers create next to the real files: never a submission.
 JUNK_DIRS = {".ipynb_checkpoints", "__MACOSX", "__pycache__", ".git"}
+# Folders below a submission's top that are searched for its notebook; deeper is an error.
+MAX_DEPTH = 32
 
 
 class SubmissionError(Exception):
@@ -37,32 +41,51 @@ class SubmissionError(Exception):
 
     def __init__(self, message: str, kind: str):
         super().__init__(message)
-        self.kind = kind  # "no notebook" | "several notebooks"
+        self.kind = kind  # "no notebook" | "several notebooks" | "folder nested too deep"
 
 
 def find_notebook(folder: Path) -> Path:
-    """The one ``.ipynb`` in ``folder`` (any name, any depth), or a SubmissionError.
+    """The one ``.ipynb`` in ``folder`` (any name, up to MAX_DEPTH folders down), or a
+    SubmissionError.
 
     Symlinks are never followed or graded: one pointing at the hidden tests would otherwise be
-    read by the grader, which runs as root.
+    read by the grader, which runs as root. The walk keeps its own stack (``os.walk`` recurses,
+    so a submission nested a thousand folders deep raised RecursionError and stopped a batch).
     """
     found, others, links = [], [], []
-    for dirpath, dirnames, filenames in os.walk(folder, followlinks=False):
-        dirnames[:] = sorted(d for d in dirnames if d not in JUNK_DIRS and not d.startswith("."))
-        for name in sorted(filenames):
-            path = Path(dirpath) / name
-            rel = path.relative_to(folder).as_posix()
-            if name.startswith("."):  # macOS "._x.ipynb" resource forks, editor swap files
+    stack = [(Path(folder), 0)]
+    while stack:
+        directory, depth = stack.pop()
+        try:
+            with os.scandir(directory) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError:
+            continue  # unreadable: as os.walk, skip it
+        subdirs = []
+        for entry in entries:
+            path = Path(entry.path)
+            if entry.name.startswith("."):  # macOS "._x.ipynb", editor swap files, .git
                 continue
-            mode = os.lstat(path).st_mode
-            if stat.S_ISLNK(mode):
-                links.append(rel)
-            elif not stat.S_ISREG(mode):
+            if entry.is_symlink():
+                links.append(path.relative_to(folder).as_posix())
+            elif entry.is_dir(follow_symlinks=False):
+                if entry.name not in JUNK_DIRS:
+                    subdirs.append(path)
+            elif not entry.is_file(follow_symlinks=False):
                 continue
-            elif name.lower().endswith(".ipynb"):
+            elif entry.name.lower().endswith(".ipynb"):
                 found.append(path)
             else:
-                others.append(rel)
+                others.append(path.relative_to(folder).as_posix())
+        if subdirs and depth + 1 > MAX_DEPTH:
+            shown = "/".join(subdirs[0].relative_to(folder).parts[:4])
+            raise SubmissionError(
+                f"Folder nested too deep: your submission has folders more than {MAX_DEPTH} "
+                f"levels down ({shown}/...), and the grader does not search that far for the "
+                "notebook. Submit the .ipynb file itself, or a zip with it near the top.",
+                "folder nested too deep")
+        # Reversed onto the stack: sub-folders are searched in name order, depth first.
+        stack.extend((d, depth + 1) for d in reversed(subdirs))
     if len(found) == 1:
         return found[0]
     if not found:
@@ -123,6 +146,11 @@ def grade_submission(root: Path, name: str, *, device: str = "cpu"):
     print(f"dlgrade: grading {submission_label(root)}: {notebook.name} ({assignment.name}, "
           f"engine {engine})", flush=True)
     run = grade_notebook(notebook, assignment, device=device)
+    # Gradescope shows this process's output to the instructor only: the operator's notes
+    # (sandbox mode, warnings, a grader error's details) go there, not to the student.
+    for note in run.operator_notes:
+        for line in escape_control(note).splitlines() or [""]:
+            print(f"dlgrade: operator: {line}", flush=True)
     graded = f"Graded notebook: {notebook.relative_to(root / 'submission').as_posix()}"
     run.results.output = graded + ("\n\n" + run.results.output if run.results.output else "")
     return run.results, (3 if run.grader_error else 0)
@@ -138,8 +166,10 @@ def run(root: Path, name: str, *, device: str = "cpu") -> int:
     except BaseException as exc:  # noqa: BLE001 - the results file must exist whatever happened
         if isinstance(exc, KeyboardInterrupt):
             raise
+        print(traceback.format_exc()[-6000:], file=sys.stderr, flush=True)
         message = ("GRADER ERROR (not a problem with your submission; please tell the "
-                   "instructor):\n" + traceback.format_exc()[-3000:])
+                   "instructor): the grader failed unexpectedly (details in the autograder's "
+                   "output)")
         results, code = error_results(message, time.monotonic() - start), 3
     write_results(results, root / "results" / "results.json")
     print(f"dlgrade: {results.score:g} / {results.max_score:g} points "

@@ -1,4 +1,9 @@
-"""The Gradescope results.json schema, and writing it so that a file always exists."""
+"""The Gradescope results.json schema, and writing it so that a file always exists.
+
+Test messages and the top-level output carry text the student's code printed or raised; every
+result escapes control characters in them as it is built or changed (a validator), so no writer
+of results.json, console or page can pass on a terminal escape sequence.
+"""
 from __future__ import annotations
 
 import os
@@ -6,12 +11,16 @@ import tempfile
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from .textsafe import escape_control
 
 Visibility = Literal["visible", "hidden", "after_due_date", "after_published"]
 
 
 class TestResult(BaseModel):
+    model_config = ConfigDict(validate_assignment=True)
+
     name: str
     number: str
     score: float
@@ -22,8 +31,15 @@ class TestResult(BaseModel):
     visibility: Visibility = "visible"
     tags: list[str] = Field(default_factory=list)
 
+    @field_validator("name", "output")
+    @classmethod
+    def _no_control_characters(cls, value: str) -> str:
+        return escape_control(value)
+
 
 class Results(BaseModel):
+    model_config = ConfigDict(validate_assignment=True)
+
     score: float
     execution_time: float
     output: str = ""
@@ -31,6 +47,11 @@ class Results(BaseModel):
     visibility: Visibility = "visible"
     stdout_visibility: Visibility = "hidden"
     tests: list[TestResult] = Field(default_factory=list)
+
+    @field_validator("output")
+    @classmethod
+    def _no_control_characters(cls, value: str) -> str:
+        return escape_control(value)
 
     @property
     def max_score(self) -> float:
