@@ -80,7 +80,8 @@ def preflight(confidential, hide=()) -> dict:
     try:
         sandbox.start()
         probe = sandbox.request("probe", {"paths": probe_targets([], confidential)}, 10)["value"]
-        probe["mode"], probe["notes"] = sandbox.mode, sandbox.notes + sandbox.launch_notes
+        probe["mode"] = sandbox.mode
+        probe["namespaces"] = any(n.startswith("namespaces:") for n in sandbox.launch_notes)
         return probe
     finally:
         sandbox.close()

@@ -8,12 +8,14 @@ when a place it must not read is readable.
 """
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
 import subprocess
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -21,11 +23,12 @@ import pytest
 import autograder.grade
 from autograder import _launch
 from autograder.assignment import load_assignment
+from autograder.batch import BatchError, run_batch
 from autograder.confinement import CANARY_NAME, place_canary, released_artifacts
 from autograder.release import build_release
 from autograder.sandbox import Sandbox, SandboxConfig, worker_view
 from corpus.harness import Expect, assignment_variant, check, grade
-from corpus.notebooks import MASTER_PATH, TINY, variant, write
+from corpus.notebooks import FULL_MARKS, MASTER_PATH, POINTS, TINY, variant, write
 from test_corpus_exploits import (BLOCKED, graded, readable_copy, relu_cheat,  # noqa: F401
                                   without_namespaces)
 
@@ -262,3 +265,90 @@ def test_the_sweep_removes_a_uid_s_ipc_objects_and_temporary_files():
     subprocess.run([sys.executable, "-I", _launch.__file__, "--sweep", str(uid)], check=True)
     assert key not in _shm_keys() and not leftover.exists()
     assert _launch.sysv_ipc_objects(uid) == []
+
+
+# ---- a batch of three students ----------------------------------------------------------------
+
+EXPORT_METADATA = "".join(
+    f"submission_{n}:\n  :submitters:\n  - :name: {name}\n    :sid: '{n}'\n"
+    for n, name in ((1, "alice"), (2, "bob"), (3, "mallory")))
+
+
+def classmates_cheat(paths) -> str:
+    """mallory's relu_forward: it earns its points only by reading a classmate's notebook
+    or results, so a full score would mean one student reached another."""
+    return relu_cheat(f"""
+found = []
+for path in {[str(p) for p in paths]!r}:
+    try:
+        with open(path) as fh:
+            fh.read(1)
+        found.append(path)
+    except OSError:
+        pass
+assert found, "no classmate's file could be read"
+""")
+
+
+def three_students(layout: str, world: Path, out: Path) -> tuple[Path, list[Path]]:
+    """alice and bob submit the master, mallory the cheat; every input file world-readable.
+    Returns what to grade and the classmates' files mallory goes for."""
+    if layout == "folders":
+        source = world / "submissions"
+        notebooks = {name: source / name / "hw.ipynb" for name in ("alice", "bob", "mallory")}
+        inputs = [notebooks["alice"], notebooks["bob"]]
+        ids = {"alice": "alice", "bob": "bob"}
+    else:
+        source = world / "export.zip"
+        notebooks = {name: world / "export" / f"submission_{n}" / "hw.ipynb"
+                     for n, name in ((1, "alice"), (2, "bob"), (3, "mallory"))}
+        inputs = [out / "input" / f"submission_{n}" / "hw.ipynb" for n in (1, 2)]
+        ids = {"alice": "submission_1", "bob": "submission_2"}
+    leaks = inputs + [out / "students" / ids[name] / "results.json" for name in ("alice", "bob")]
+    leaks.append(out / "grades.csv")
+    for name, path in notebooks.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write(classmates_cheat(leaks) if name == "mallory" else variant(), path)
+    if layout == "export zip":
+        (world / "export" / "submission_metadata.yml").write_text(EXPORT_METADATA)
+        with zipfile.ZipFile(source, "w") as zf:
+            for path in sorted((world / "export").rglob("*")):
+                zf.write(path, path.relative_to(world / "export"))
+    for path in [world, *world.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    return source, leaks
+
+
+@root_only
+@pytest.mark.parametrize("layout", ["folders", "export zip"])
+@pytest.mark.parametrize("namespaces", ["on", "off"])
+def test_a_batch_of_three_cannot_read_one_another(world_dir, tmp_path, monkeypatch, layout,
+                                                 namespaces):
+    monkeypatch.setenv("DLGRADE_NAMESPACES", namespaces)
+    assignment = TINY
+    if namespaces == "off":
+        assignment = assignment_variant(tmp_path / "source")
+        (tmp_path / "source").chmod(0o700)
+    out = tmp_path / "out"
+    source, leaks = three_students(layout, world_dir, out)
+    if namespaces == "off" and layout == "folders":
+        # World-readable classmates and nothing to hide them: refused before any code runs.
+        with pytest.raises(BatchError, match="chmod 700"):
+            run_batch(source, str(assignment), out, progress=False)
+        assert not (out / "students").exists()
+        assert not list(source.rglob(CANARY_NAME))
+        source.chmod(0o700)
+    summary = run_batch(source, str(assignment), out, progress=False)
+    assert (summary.graded, summary.grader_errors) == (3, 0)
+    assert all(path.exists() for path in leaks)  # what mallory went for was there
+    scores = {}
+    for student in (out / "students").iterdir():
+        results = json.loads((student / "results.json").read_text())
+        scores[student.name] = results["score"]
+        assert "EXPLOIT WORKED" not in results["output"]
+    mallory = "mallory" if layout == "folders" else "submission_3"
+    assert scores.pop(mallory) == FULL_MARKS - POINTS["relu_forward"]
+    assert set(scores.values()) == {FULL_MARKS}
+    mallory_results = json.loads((out / "students" / mallory / "results.json").read_text())
+    assert "no classmate's file could be read" in mallory_results["output"]
+    assert not list(out.rglob(CANARY_NAME)) and not list(world_dir.rglob(CANARY_NAME))
