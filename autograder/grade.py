@@ -70,7 +70,22 @@ def cuda_available() -> bool:
     return torch.cuda.is_available()
 
 
-def grade_notebook(path: Path, assignment: Assignment, *, device: str = "cpu",
+def grade_notebook(path: Path, assignment: Assignment, **options) -> GradeRun:
+    """Never raises for a bad submission, nor for a grader bug: a results file must exist
+    whatever happened (see ``_grade_notebook`` for the options)."""
+    if options.get("device", "cpu") not in ("cpu", "cuda"):
+        raise ValueError(f"device must be 'cpu' or 'cuda', not {options['device']!r}")
+    start = time.monotonic()
+    try:
+        return _grade_notebook(path, assignment, **options)
+    except Exception:  # noqa: BLE001 - e.g. a report the worker forged into something odd
+        message = ("GRADER ERROR (not a problem with your submission; please tell the "
+                   "instructor): the grader failed unexpectedly (details in the instructor's log)")
+        return GradeRun(error_results(message, time.monotonic() - start), [], {}, True,
+                        [traceback.format_exc()[-6000:]])
+
+
+def _grade_notebook(path: Path, assignment: Assignment, *, device: str = "cpu",
                    private: Sequence[Path] = (), confidential: Sequence[Path] = (),
                    quiet: bool = True, stop_at_first_loss: bool = False,
                    diagnose: bool = True) -> GradeRun:

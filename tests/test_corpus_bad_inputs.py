@@ -373,3 +373,19 @@ def test_cuda_in_the_notebook_on_a_cpu_machine(tmp_path):
     check(code, results, Expect(graded_except("relu_forward"), failed={"relu_forward": (
         "relu_forward raised AssertionError: Torch not compiled with CUDA enabled",
         "graded on a machine without a GPU")}))
+
+
+def test_a_grader_failure_after_the_tests_still_writes_results(tmp_path, monkeypatch):
+    """Whatever breaks in the grader (here: building the load report), `dlgrade grade` writes
+    a valid results.json, exits 3 (retry), and keeps the traceback for the instructor."""
+    import autograder.session
+
+    def broken(self):
+        raise KeyError("cell")
+
+    monkeypatch.setattr(autograder.session.LoadReport, "summary", broken)
+    path = write(variant(), tmp_path / "submission.ipynb")
+    code, results = grade(path, tmp_path)
+    check(code, results, Expect(0, graded=False, exit_code=3, output=(
+        "GRADER ERROR (not a problem with your submission", "instructor's log")))
+    assert "KeyError" not in results["output"]
