@@ -651,7 +651,9 @@ def run_batch(source: Path, assignment_name: str, out: Path, *, jobs: int = 1,
         console.print(f"[yellow]refused zip entry[/] {_console_text(line)}", markup=True,
                       highlight=False)
     fingerprint = assignment_fingerprint(assignment)
-    limit = timeout or (assignment.total_time_limit + 4 * assignment.load_time_limit + 120)
+    load_budget = (assignment.total_load_time_limit or 3 * assignment.load_time_limit) \
+        + assignment.load_time_limit  # the last cell started may run its own limit on top
+    limit = timeout or (assignment.total_time_limit + load_budget + 120)
     title = f"{assignment.title or assignment.name}: feedback"
     # A classmate's files and every output, once there are classmates (see check_confinement).
     confidential = [out] + ([source] if source.is_dir() else []) if len(subs) > 1 else []

@@ -12,10 +12,12 @@ import copy
 import random
 import sys
 import time
+from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from .bounded import DEFAULT_MEMORY_BYTES, run_bounded
 from .checks import norm_error, rel_error
 from .wire import RemoteRef, TensorValue
 
@@ -26,6 +28,12 @@ MATCH_TOL = 1e-6
 MAX_CALL_SECONDS = 0.5
 # What a test may spend recomputing its own outcome for the mistakes of one function.
 OUTCOME_BUDGET_S = 10.0
+# The budgets above are checked between replays; a single replay on hostile inputs can run
+# for ever, so the child doing the work is killed this long after its budget (an honest
+# replay overruns by one call at most: well under a second). Its diagnoses are then lost.
+HARD_GRACE_S = 2.0
+# New address space a diagnosis may use (see bounded.run_bounded).
+MEMORY_BYTES = DEFAULT_MEMORY_BYTES
 
 
 class NotReplayable(Exception):
@@ -56,6 +64,70 @@ def dicts_close(tol: float):
 
 # Longest history of operations on one worker object that is still replayed.
 MAX_LINEAGE_OPS = 40
+# What the calls recorded in one test may hold in the grader (inputs and results, some of them
+# the student's): past it the oldest calls are dropped, the last ones being those replayed
+# first. hw1's training test records about 100 MB; any other test below 10 MB.
+MAX_RECORDED_BYTES = 64 << 20
+
+
+def approx_nbytes(value, limit: int = MAX_RECORDED_BYTES) -> int:
+    """About how much memory ``value`` holds (arrays, text, containers); counting stops once
+    past ``limit``. Iterative: a value from the worker nests at most wire.MAX_DEPTH deep, but
+    a grader-side one need not."""
+    total, stack, seen = 0, [value], set()
+    while stack and total <= limit:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, TensorValue):
+            node = node.array
+        if isinstance(node, np.ndarray):
+            total += node.nbytes + 112
+        elif isinstance(node, (str, bytes)):
+            total += len(node) + 50
+        elif isinstance(node, (list, tuple)):
+            total += 56 + 8 * len(node)
+            stack.extend(node)
+        elif isinstance(node, dict):
+            total += 64 + 100 * len(node)
+            stack.extend(node.keys())
+            stack.extend(node.values())
+        else:
+            total += 32
+    return total
+
+
+class CallLog:
+    """The calls recorded during one test, newest kept, at most ``max_bytes`` of them."""
+
+    def __init__(self, max_bytes: int = MAX_RECORDED_BYTES):
+        self.max_bytes = max_bytes
+        self.nbytes = 0
+        self._records: deque = deque()
+
+    def fits(self, *values) -> bool:
+        """Whether a call with these inputs could be kept at all (checked before copying)."""
+        return approx_nbytes(values, self.max_bytes) <= self.max_bytes
+
+    def append(self, record: CallRecord) -> None:
+        size = approx_nbytes((record.args, record.kwargs, record.extra, record.result),
+                             self.max_bytes)
+        if size > self.max_bytes:
+            return
+        self._records.append((record, size))
+        self.nbytes += size
+        while self.nbytes > self.max_bytes:
+            self.nbytes -= self._records.popleft()[1]
+
+    def __iter__(self):
+        return (record for record, _ in self._records)
+
+    def __reversed__(self):
+        return (record for record, _ in reversed(self._records))
+
+    def __len__(self) -> int:
+        return len(self._records)
 
 
 @dataclass
@@ -67,11 +139,18 @@ class Lineage:
     kwargs: dict
     log: list = field(default_factory=list)  # ("set", path, attr, value) | ("call", path, a, kw)
     replayable: bool = True
+    nbytes: int = 0
 
     def append(self, op: tuple) -> None:
         if len(self.log) >= MAX_LINEAGE_OPS:
             self.replayable = False
         if self.replayable:
+            # The values set or passed may be the student's (a dict it returned): capped too.
+            self.nbytes += approx_nbytes(op)
+            if self.nbytes > MAX_RECORDED_BYTES:
+                self.replayable = False
+                self.log.clear()
+                return
             self.log.append(op)
 
 
@@ -247,12 +326,20 @@ class Diagnoser:
         tests whose calls cannot be replayed (models, optimizers and generators living in the
         worker; random draws). ``outcome(module)`` recomputes in this process what the test
         observed, with the definitions of ``module``; a mistake explains ``observed`` when its
-        outcome matches it (``match(outcome, observed)``) and the reference's does not."""
-        if match(outcome(self.assignment.reference), observed):
+        outcome matches it (``match(outcome, observed)``) and the reference's does not.
+        Runs in a bounded child process: none when it takes too long or too much memory."""
+        reference, mutants = self.assignment.reference, self.mutant_modules()
+        return run_bounded(
+            lambda: self._explain_outcome(function, outcome, observed, match, reference, mutants),
+            seconds=OUTCOME_BUDGET_S + HARD_GRACE_S, memory_bytes=MEMORY_BYTES, default=[])
+
+    @staticmethod
+    def _explain_outcome(function, outcome, observed, match, reference, mutants) -> list[str]:
+        if match(outcome(reference), observed):
             return []
         deadline = time.monotonic() + OUTCOME_BUDGET_S
         found = []
-        for mutant, module in self.mutant_modules():
+        for mutant, module in mutants:
             if mutant.function != function:
                 continue
             if time.monotonic() > deadline:
@@ -265,23 +352,31 @@ class Diagnoser:
                 found.append(mutant.diagnosis)
         return found[:2]
 
-    def explain(self, records: list[CallRecord], seed: int = 0) -> list[str]:
+    def explain(self, records: list[CallRecord] | CallLog, seed: int = 0) -> list[str]:
         """Diagnoses (plain words) of the mutants that best explain the recorded calls;
-        ``seed``: the one the worker was seeded with for this test."""
+        ``seed``: the one the worker was seeded with for this test. Runs in a bounded child
+        process: none when the replays take too long or too much memory."""
+        # Built here (once, then kept), not in every child: the instructor's code, trusted.
+        reference, mutants = self.assignment.reference, self.mutant_modules()
+        return run_bounded(lambda: self._explain(records, seed, reference, mutants),
+                           seconds=self.budget_s + HARD_GRACE_S, memory_bytes=MEMORY_BYTES,
+                           default=[])
+
+    def _explain(self, records, seed, reference, mutants) -> list[str]:
         deadline = time.monotonic() + self.budget_s
         best: dict[str, tuple[int, int]] = {}  # diagnosis -> (leaves it changes, name matches)
         for record in reversed(records):  # the call that failed is usually the last one
             if record.seconds > MAX_CALL_SECONDS or time.monotonic() > deadline:
                 continue
             try:
-                ref_leaves = leaves(_seeded_replay(self.assignment.reference, record, seed))
+                ref_leaves = leaves(_seeded_replay(reference, record, seed))
             except Exception:  # noqa: BLE001
                 continue
             student_leaves = leaves(record.result)
             if all(p in ref_leaves and same(v, ref_leaves[p])
                    for p, v in student_leaves.items()):
                 continue  # this call was right
-            for mutant, module in self.mutant_modules():
+            for mutant, module in mutants:
                 if time.monotonic() > deadline:
                     break
                 try:

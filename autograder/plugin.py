@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from .checks import CheckFailure, observe
-from .diagnose import mistake_message
+from .diagnose import CallLog, mistake_message
 from .session import (LocalFactory, StudentCodeError, StudentCrash, StudentNamespace,
                       StudentSession, StudentTimeout, WorkerFactory)
 
@@ -215,7 +215,7 @@ class GradingPlugin:
         measures = self.measures.setdefault(item.nodeid, [])
         item._dlgrade_unobserve = observe(measures.append)
         if self.session is not None:
-            self.session.recorder = [] if self.diagnoser is not None else None
+            self.session.recorder = CallLog() if self.diagnoser is not None else None
         if time.monotonic() - self.started > self.total_time_limit:
             raise BudgetExceeded(f"not run: the whole submission used up its "
                                  f"{self.total_time_limit:g} s grading budget")

@@ -2,7 +2,15 @@
 
 The worker is untrusted, so nothing it sends is unpickled or trusted for its type. Headers are
 size-capped JSON; arrays are validated (dtype allow-list, rank, byte count) *before* any memory
-is allocated, then read exactly and wrapped with ``np.frombuffer``.
+is allocated, then read exactly and wrapped with ``np.frombuffer``. Every field of every node is
+type-checked: whatever the worker sends, decoding ends in a value or a ProtocolError, never in
+another exception of the grader's.
+
+Memory the grader spends on one reply: the JSON header (at most ``MAX_HEADER_BYTES``) and the
+arrays (at most ``MAX_PAYLOAD_BYTES`` in all), each held twice at most while read. A test keeps
+only the values it checks; what the grader keeps beyond that, the calls recorded for naming
+mistakes, is capped per test (``diagnose.MAX_RECORDED_BYTES``, oldest calls dropped), and
+whatever the diagnoser computes from them runs in a memory-capped child (``bounded``).
 """
 from __future__ import annotations
 
@@ -17,8 +25,17 @@ from .worker import ALLOWED_DTYPES, HEADER_FMT, MAX_DEPTH, encode_tree, frame
 
 MAX_HEADER_BYTES = 1 << 20
 MAX_NDIM = 8
-MAX_PAYLOAD_BYTES = 512 << 20
+# Per reply. The largest an assignment sends is ~5 MB (hw3; hw2 3 MB): 64 MiB leaves room for
+# bigger ones while keeping the grader's own peak (an array is held twice while read) far
+# below Gradescope's 768 MB. It was 512 MiB: one reply could take the grader past that.
+MAX_PAYLOAD_BYTES = 64 << 20
 MAX_STRING = 1 << 20
+# Python refuses to parse longer digit strings by default (sys.get_int_max_str_digits), and
+# the worker cannot print a longer int either.
+MAX_BIGINT_DIGITS = 4300
+MAX_TYPE_NAME = 200
+MAX_DEVICE_NAME = 32
+MAX_ERROR_TEXT = 8000
 
 
 class ProtocolError(Exception):
@@ -92,9 +109,7 @@ def decode_value(node, arrays: list[np.ndarray], depth: int = 0):
     if node is None or t in (bool, int, float):
         return node
     if t is str:
-        if len(node) > MAX_STRING:
-            raise ProtocolError("string too long")
-        return node
+        return _string(node, MAX_STRING, "string")
     if t is list:
         return [decode_value(v, arrays, depth + 1) for v in node]
     if t is not dict or len(node) == 0:
@@ -108,21 +123,45 @@ def decode_value(node, arrays: list[np.ndarray], depth: int = 0):
         for pair in node["$dict"]:
             if type(pair) is not list or len(pair) != 2 or type(pair[0]) not in (str, int):
                 raise ProtocolError("bad dict entry")
-            out[pair[0]] = decode_value(pair[1], arrays, depth + 1)
+            key = _string(pair[0], MAX_STRING, "dict key") if type(pair[0]) is str else pair[0]
+            out[key] = decode_value(pair[1], arrays, depth + 1)
         return out
     if "$float" in node:
         if node["$float"] not in ("nan", "inf", "-inf"):
             raise ProtocolError("bad float")
         return float(node["$float"])
-    if "$bigint" in node and type(node["$bigint"]) is str and len(node["$bigint"]) < 5000:
-        return int(node["$bigint"])
+    if "$bigint" in node:
+        return _bigint(node["$bigint"])
     if "$tensor" in node:
-        return TensorValue(arrays[_index(node["$tensor"], arrays)],
-                           bool(node.get("requires_grad")), str(node.get("device", "cpu"))[:32])
+        requires_grad, device = node.get("requires_grad", False), node.get("device", "cpu")
+        if type(requires_grad) is not bool or type(device) is not str:
+            raise ProtocolError("bad tensor metadata")
+        return TensorValue(arrays[_index(node["$tensor"], arrays)], requires_grad,
+                           device[:MAX_DEVICE_NAME])
     if "$handle" in node and type(node["$handle"]) is int:
-        return RemoteRef(node["$handle"], str(node.get("type", "object"))[:200],
-                         bool(node.get("callable", False)))
-    raise ProtocolError(f"unknown node keys {sorted(node)[:5]}")
+        type_name, is_callable = node.get("type", "object"), node.get("callable", False)
+        if type(type_name) is not str or type(is_callable) is not bool:
+            raise ProtocolError("bad object handle")
+        return RemoteRef(node["$handle"], type_name[:MAX_TYPE_NAME], is_callable)
+    raise ProtocolError(f"unknown node keys {sorted(map(str, node))[:5]}")
+
+
+def _string(value: str, limit: int, what: str) -> str:
+    if len(value) > limit:
+        raise ProtocolError(f"{what} too long")
+    return value
+
+
+def _bigint(text) -> int:
+    """An int too large for a JSON number: decimal digits only (``int()`` would also take
+    whitespace, underscores and non-ASCII digits), no longer than Python parses."""
+    digits = text.removeprefix("-") if type(text) is str else ""
+    if not (0 < len(digits) <= MAX_BIGINT_DIGITS and digits.isascii() and digits.isdigit()):
+        raise ProtocolError("bad $bigint")
+    try:
+        return int(text)
+    except ValueError:  # the interpreter's digit limit was set lower than the default
+        raise ProtocolError("bad $bigint") from None
 
 
 def _index(i, arrays):
@@ -149,5 +188,7 @@ def read_message(read_exact) -> dict:
     err = msg.get("error")
     if type(err) is not dict:
         raise ProtocolError("error reply without details")
-    return {"ok": False, "error": {k: str(err.get(k, ""))[:8000]
-                                   for k in ("type", "message", "traceback")}}
+    details = {k: err.get(k, "") for k in ("type", "message", "traceback")}
+    if any(type(v) is not str for v in details.values()):
+        raise ProtocolError("error details are not text")
+    return {"ok": False, "error": {k: v[:MAX_ERROR_TEXT] for k, v in details.items()}}
