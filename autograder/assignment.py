@@ -34,6 +34,9 @@ class Assignment:
     time_limit_cap: float | None = None
     total_time_limit: float = 600.0
     load_time_limit: float = 30.0
+    # All cells together, restarts after bad cells included; None: 3 x load_time_limit. No
+    # cell starts past it, and the cells not reached are not loaded (a load problem says so).
+    total_load_time_limit: float | None = None
     limits: Limits = field(default_factory=Limits)
     master: Path | None = None
     min_mutants: int = 15
@@ -80,7 +83,8 @@ def load_assignment(name_or_path: str) -> Assignment:
     directory = path if (path / "assignment.toml").exists() else ASSIGNMENTS_DIR / name_or_path
     config_file = directory / "assignment.toml"
     if not config_file.exists():
-        known = sorted(p.name for p in ASSIGNMENTS_DIR.iterdir() if (p / "assignment.toml").exists())
+        known = sorted(p.name for p in ASSIGNMENTS_DIR.iterdir()
+                       if (p / "assignment.toml").exists())
         raise AssignmentError(f"unknown assignment {name_or_path!r}; known: {', '.join(known)} "
                               "(or pass the path of an assignment folder)")
     config = tomllib.loads(config_file.read_text())
@@ -92,20 +96,27 @@ def load_assignment(name_or_path: str) -> Assignment:
                       master=master_path, **config)
 
 
-def definitions_only(source: str, filename: str):
-    """The reference's definitions, kept by the same rule the worker applies to students."""
+def definitions_only(source: str, filename: str, keep=None):
+    """The reference's statements that ``definitions`` mode runs, by the same rule the worker
+    applies to students (``keep``: positions from ``worker.plan_definitions``)."""
     from .worker import _keep_definition
 
     tree = ast.parse(source, filename)
-    tree.body = [stmt for stmt in tree.body if _keep_definition(stmt)]
+    tree.body = [stmt for position, stmt in enumerate(tree.body)
+                 if (position in keep if keep is not None else _keep_definition(stmt))]
     return compile(tree, filename, "exec")
 
 
 def load_reference(master: Path, module_name: str, nb=None) -> types.ModuleType:
     """Execute the master notebook's definitions in-process: it is trusted code."""
+    from .worker import plan_definitions
+
     nb = nb if nb is not None else nbformat.read(master, as_version=4)
     module = types.ModuleType(module_name)
     module.__file__ = str(master)
-    for number, code in extract_code(nb).cells:
-        exec(definitions_only(code, f"{master.name}[{number}]"), module.__dict__)
+    cells = extract_code(nb).cells
+    plan = plan_definitions(cells)
+    for number, code in cells:
+        exec(definitions_only(code, f"{master.name}[{number}]", set(plan.get(number, []))),
+             module.__dict__)
     return module

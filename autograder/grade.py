@@ -125,6 +125,7 @@ def _grade_notebook(path: Path, assignment: Assignment, *, device: str = "cpu",
     session = StudentSession(code.cells, mode=assignment.mode,
                              forbidden=assignment.forbidden_imports, assignment=assignment.name,
                              sandbox_config=config, load_time_limit=assignment.load_time_limit,
+                             total_load_time_limit=assignment.total_load_time_limit,
                              notes=code.notes, cell_prefix=assignment.cell_prefix)
     try:
         t0 = time.monotonic()
@@ -166,9 +167,10 @@ def _grade_notebook(path: Path, assignment: Assignment, *, device: str = "cpu",
     if load_summary:
         sections.append("Problems while loading your notebook:\n" + load_summary)
     if session.report.skipped:
-        sections.append(f"{len(session.report.skipped)} top-level statement(s) that are not "
-                        "definitions were not run (only imports, functions, classes and simple "
-                        "constants are used for grading).")
+        sections.append(f"{len(session.report.skipped)} top-level statement(s) were not run: "
+                        "grading runs your imports, functions, classes and constants, and other "
+                        "top-level statements only when your code reads a name they assign "
+                        "(training loops, plots and prints are skipped).")
     operator_notes += sandbox_notes(session)
     if stdout.strip():
         sections.append("Output printed by your code:\n" + stdout)

@@ -5,11 +5,25 @@ and get back plain data or :class:`StudentObject` proxies for objects that stay 
 """
 from __future__ import annotations
 
+import os
+import re
 import time
 from dataclasses import dataclass, field
 
 from .sandbox import InfrastructureError, Sandbox, SandboxConfig, WorkerError
-from .wire import RemoteRef
+from .wire import ProtocolError, RemoteRef
+
+# A load reply is the worker's word, so the student's: its fields are checked and cut to these.
+MAX_LOAD_ITEMS = 1000  # problems, skipped statements or names, per cell
+MAX_KIND_CHARS = 200
+MAX_MESSAGE_CHARS = 2000
+MAX_TRACEBACK_CHARS = 6000
+MAX_NAME_CHARS = 200
+# Without a total load limit, this many times the per-cell limit. A notebook's definitions load
+# in a second or two, so three cells at the per-cell limit are already abnormal; and as the
+# last cell started may run its own limit on top, a load ends within 4 x load_time_limit, the
+# time batch.py allows it.
+TOTAL_LOAD_FACTOR = 3
 
 
 class StudentCodeError(Exception):
@@ -29,10 +43,13 @@ class StudentTimeout(Exception):
 
 
 class StudentCrash(Exception):
-    def __init__(self, what: str, cause: str):
+    def __init__(self, what: str, cause: str, protocol: bool = False):
         self.what, self.cause = what, cause
-        super().__init__(f"{cause} while running {what}: the process running your code died "
-                         "(os._exit/sys.exit, a segfault, or memory exhaustion?)")
+        why = ("the process running your code answered with something that is not a valid "
+               "reply (does your code write to the grader's pipes?)" if protocol else
+               "the process running your code died (os._exit/sys.exit, a segfault, or memory "
+               "exhaustion?)")
+        super().__init__(f"{cause} while running {what}: {why}")
 
 
 @dataclass
@@ -43,22 +60,38 @@ class LoadReport:
     notes: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
-        lines = list(self.notes)
+        # Entries are checked as they arrive (StudentSession._load_reply); .get() all the
+        # same, so that this report, written after the tests, can never fail the grading.
+        lines = [str(n) for n in self.notes]
         for p in self.problems:
-            where = f"cell {p['cell']}" + (f", line {p['line']}" if p.get("line") else "")
-            lines.append(f"{where}: {p['kind']}: {p['message']}")
+            where = f"cell {p.get('cell')}" + (f", line {p['line']}" if p.get("line") else "")
+            lines.append(f"{where}: {p.get('kind')}: {p.get('message')}")
         return "\n".join(lines)
 
     def hint_for_missing(self, name: str) -> str:
-        for item in self.skipped:
-            if name in item["names"]:
-                return (f"{name!r} is assigned by top-level code in cell {item['cell']} (line "
-                        f"{item['line']}), which is not run when grading: only imports, functions,"
-                        " classes and simple constants are. Move it inside the function that "
-                        "needs it.")
+        hint = self.explain_unbound(name)
+        if hint:
+            return hint
         if self.problems:
             return "These cells failed to load, which may explain it:\n" + self.summary()
         return f"define {name} in your notebook with exactly this name"
+
+    def explain_unbound(self, name: str) -> str:
+        """Why a name student code reads is not defined, when loading knows: the statement
+        that assigns it failed, or was not run; '' otherwise."""
+        for p in self.problems:
+            if name in p.get("names", ()):
+                return (f"{name!r} is assigned by top-level code in cell {p.get('cell')} (line "
+                        f"{p.get('line')}), which failed while your notebook was loaded: "
+                        f"{p.get('kind')}: {p.get('message')}. Fix that line first.")
+        for item in self.skipped:
+            if name in item.get("names", ()):
+                return (f"{name!r} is assigned by top-level code in cell {item.get('cell')} "
+                        f"(line {item.get('line')}), which grading did not run: top-level "
+                        "statements run only when one of your functions, classes or constants "
+                        f"reads a name they assign, and none reads {name!r} by name. Assign it "
+                        "in a statement your code reads, or inside the function that needs it.")
+        return ""
 
 
 class StudentSession:
@@ -66,7 +99,7 @@ class StudentSession:
 
     def __init__(self, cells, *, mode: str, forbidden: list[str], assignment: str,
                  sandbox_config: SandboxConfig, load_time_limit: float = 30.0, notes=(),
-                 cell_prefix: str = ""):
+                 cell_prefix: str = "", total_load_time_limit: float | None = None):
         self.cells = cells
         self.cell_prefix = cell_prefix
         self.mode = mode
@@ -74,8 +107,14 @@ class StudentSession:
         self.assignment = assignment
         self.sandbox = Sandbox(sandbox_config)
         self.load_time_limit = load_time_limit
+        self.total_load_time_limit = (total_load_time_limit if total_load_time_limit is not None
+                                      else TOTAL_LOAD_FACTOR * load_time_limit)
         self.report = LoadReport(notes=list(notes))
-        self.bad_cells: set[int] = set()
+        self.bad_cells: set[int] = set()  # not loaded: failed, or not reached in time
+        self.plan: dict | None = None  # cell -> statement positions (definitions mode)
+        self._reported_cells: set[int] = set()
+        # The worker's pipes belong to this process: a forked diagnosis must never use them.
+        self._owner_pid = os.getpid()
         self.deadline: float | None = None
         self.limit = 0.0
         self.seed = 0
@@ -101,30 +140,97 @@ class StudentSession:
         self._load(first)
 
     def _load(self, record: bool):
-        """Load cell by cell, so a cell that hangs or kills the worker costs only that cell."""
-        pending = [c for c in self.cells if c[0] not in self.bad_cells]
-        for index, (number, code) in enumerate(pending):
-            try:
-                reply = self.sandbox.request(
-                    "load", {"cells": [(number, code)], "mode": self.mode,
-                             "forbidden": self.forbidden if index == 0 else [],
-                             "assignment": self.assignment, "prefix": self.cell_prefix},
-                    self.load_time_limit)
-            except WorkerError as exc:
-                self.bad_cells.add(number)
+        """Load cell by cell, so a cell that hangs or kills the worker costs only that cell.
+
+        ``total_load_time_limit`` bounds one load's wall clock, restarts after bad cells
+        included: no cell starts after it (one that started before may finish under its own
+        limit), and the cells not reached are dropped for good, restarts included. Every
+        (re)start gets the whole budget, so a restart during the tests is never starved by
+        the first load. ``record``: report problems (the first load only).
+        """
+        deadline = time.monotonic() + self.total_load_time_limit
+        if self.mode == "definitions" and self.plan is None:
+            self.plan = self._plan()
+        while True:
+            pending = [c for c in self.cells if c[0] not in self.bad_cells]
+            for index, (number, code) in enumerate(pending):
+                if time.monotonic() >= deadline:
+                    self._stop_loading([n for n, _ in pending[index:]], record)
+                    return
+                try:
+                    reply = self.sandbox.request(
+                        "load", {"cells": [(number, code)], "mode": self.mode,
+                                 "forbidden": self.forbidden if index == 0 else [],
+                                 "assignment": self.assignment, "prefix": self.cell_prefix,
+                                 "keep": (self.plan or {}).get(number)},
+                        self.load_time_limit)
+                    value = self._load_reply(reply, number)
+                except WorkerError as exc:
+                    self.bad_cells.add(number)
+                    if record:
+                        cause = ("did not finish loading within "
+                                 f"{self.load_time_limit:g} s" if exc.kind == "timeout"
+                                 else str(exc))
+                        self.report.problems.append(
+                            {"cell": number, "kind": "LoadFailure",
+                             "message": f"{cause}; the cell was skipped", "line": None})
+                    self.sandbox.start()  # kills what is left of the worker
+                    break  # start over without the bad cell
                 if record:
-                    cause = ("did not finish loading within "
-                             f"{self.load_time_limit:g} s" if exc.kind == "timeout" else str(exc))
-                    self.report.problems.append(
-                        {"cell": number, "kind": "LoadFailure",
-                         "message": f"{cause}; the cell was skipped", "line": None})
-                self.sandbox.start()
-                return self._load(record)  # start over without the bad cell
-            value = reply["value"]
-            if record:
-                self.report.problems += value["problems"]
-                self.report.skipped += value["skipped"]
-                self.report.defined = value["defined"]
+                    if number not in self._reported_cells:  # reloads repeat the cells before
+                        self._reported_cells.add(number)
+                        self.report.problems += value["problems"]
+                        self.report.skipped += value["skipped"]
+                    self.report.defined = value["defined"]
+            else:
+                return
+
+    def _plan(self) -> dict:
+        """Which statements ``definitions`` mode runs (``worker.plan_definitions``), decided
+        in the worker, which parses the notebook (the grader never compiles student code).
+        ``{}`` when the worker cannot say: each cell then runs its definitions only."""
+        try:
+            reply = self.sandbox.request("plan", {"cells": self.cells}, self.load_time_limit)
+        except WorkerError:
+            self.sandbox.start()
+            return {}
+        value = reply["value"] if reply["ok"] else None
+        numbers = {number for number, _ in self.cells}
+        plan = {}
+        if type(value) is not list:
+            return {}
+        for entry in value:
+            if (type(entry) is not list or len(entry) != 2 or entry[0] not in numbers
+                    or type(entry[0]) is not int or type(entry[1]) is not list
+                    or any(type(p) is not int for p in entry[1])):
+                return {}  # forged or broken: the definitions rule alone
+            plan[entry[0]] = entry[1]
+        return plan
+
+    def _stop_loading(self, numbers: list[int], record: bool):
+        self.bad_cells.update(numbers)
+        if record:
+            listed = ", ".join(map(str, numbers[:10])) + (", ..." if len(numbers) > 10 else "")
+            self.report.problems.append(
+                {"cell": numbers[0], "kind": "LoadStopped", "line": None,
+                 "message": f"loading stopped: the notebook's cells took more than "
+                            f"{self.total_load_time_limit:g} s in all; later cells were not "
+                            f"run (cells {listed})"})
+
+    def _load_reply(self, reply: dict, number: int) -> dict:
+        """The load reply of cell ``number``, checked field by field (the worker is the
+        student's: a cell can write its own reply to the grader's pipe); WorkerError
+        ("protocol") for anything that is not what the worker's op_load sends."""
+        if not reply["ok"]:
+            # op_load catches what a statement raises except KeyboardInterrupt (by design).
+            err = reply["error"]
+            return {"problems": [{"cell": number, "kind": err["type"][:MAX_KIND_CHARS],
+                                  "message": err["message"][:MAX_MESSAGE_CHARS], "line": None}],
+                    "skipped": [], "defined": self.report.defined}
+        try:
+            return _checked_load_value(reply["value"], number)
+        except ProtocolError as exc:
+            raise WorkerError("protocol", f"the worker sent an invalid reply ({exc})") from None
 
     def close(self):
         self.sandbox.close()
@@ -145,6 +251,9 @@ class StudentSession:
         return max(0.0, self.deadline - time.monotonic())
 
     def request(self, op: str, params: dict, what: str):
+        if os.getpid() != self._owner_pid:
+            raise RuntimeError(f"{what}: the student's worker is reachable only from the grader "
+                               "process (not from a bounded diagnosis)")
         if not self.sandbox.alive:
             self.start()
             if self.deadline is not None:
@@ -161,7 +270,7 @@ class StudentSession:
         except WorkerError as exc:
             if exc.kind == "timeout":
                 raise StudentTimeout(what, self.limit) from None
-            raise StudentCrash(what, str(exc)) from None
+            raise StudentCrash(what, str(exc), protocol=exc.kind == "protocol") from None
         except InfrastructureError:
             raise
         return self._finish(reply, op, params, what)
@@ -171,10 +280,14 @@ class StudentSession:
             return self._wrap(reply["value"])
         err = reply["error"]
         hint = ""
-        if err["type"] == "NameError" and op == "call" and "name" in params.get("target", {}):
-            name = params["target"]["name"]
-            if f"'{name}'" in err["message"] and not err["traceback"].count("cell["):
-                hint = self.report.hint_for_missing(name)
+        unbound = re.search(r"name '(\w+)' is not defined", err["message"])
+        if err["type"] == "NameError" and unbound:
+            name = unbound.group(1)
+            target = params.get("target", {}).get("name") if op == "call" else None
+            if name == target and not err["traceback"].count("cell["):
+                hint = self.report.hint_for_missing(name)  # the function itself is missing
+            else:
+                hint = self.report.explain_unbound(name)  # a global the function reads
         elif err["type"] == "UnsupportedReturnType":
             hint = ("The grader accepts numbers, strings, numpy arrays of numbers (not of dtype "
                     "object), and tuples, lists and dicts of these.")
@@ -193,6 +306,60 @@ class StudentSession:
         if type(value) is dict:
             return {k: self._wrap(v) for k, v in value.items()}
         return value
+
+
+def _checked_load_value(value, number: int) -> dict:
+    """What op_load returns, with every field type-checked and every text cut to size."""
+    if type(value) is not dict or set(value) != {"problems", "skipped", "defined"}:
+        raise ProtocolError("load reply: not the expected record")
+    problems, skipped = [], []
+    for p in _items(value["problems"], "problems"):
+        if (type(p.get("kind")) is not str or type(p.get("message")) is not str
+                or not _optional_int(p.get("line"))
+                or not (p.get("traceback") is None or type(p.get("traceback")) is str)):
+            raise ProtocolError("load reply: bad problem entry")
+        _same_cell(p, number)
+        problem = {"cell": number, "kind": p["kind"][:MAX_KIND_CHARS],
+                   "message": p["message"][:MAX_MESSAGE_CHARS], "line": p.get("line")}
+        if p.get("traceback") is not None:
+            problem["traceback"] = p["traceback"][:MAX_TRACEBACK_CHARS]
+        if p.get("names") is not None:  # what the failed statement would have assigned
+            if type(p["names"]) is not list:
+                raise ProtocolError("load reply: bad problem entry")
+            problem["names"] = _names(p["names"][:MAX_LOAD_ITEMS])
+        problems.append(problem)
+    for item in _items(value["skipped"], "skipped"):
+        if type(item.get("line")) is not int or type(item.get("names")) is not list:
+            raise ProtocolError("load reply: bad skipped entry")
+        _same_cell(item, number)
+        skipped.append({"cell": number, "line": item["line"],
+                        "names": _names(item["names"][:MAX_LOAD_ITEMS])})
+    if type(value["defined"]) is not list:
+        raise ProtocolError("load reply: bad list of definitions")
+    # Every name the namespace holds so far, not only this cell's: a longer list is cut.
+    defined = _names(value["defined"][:50 * MAX_LOAD_ITEMS])
+    return {"problems": problems, "skipped": skipped, "defined": defined}
+
+
+def _items(value, what: str) -> list[dict]:
+    if type(value) is not list or any(type(v) is not dict for v in value):
+        raise ProtocolError(f"load reply: bad list of {what}")
+    return value[:MAX_LOAD_ITEMS]
+
+
+def _optional_int(value) -> bool:
+    return value is None or type(value) is int
+
+
+def _same_cell(entry: dict, number: int) -> None:
+    if entry.get("cell") != number or type(entry.get("cell")) is not int:
+        raise ProtocolError(f"load reply: an entry about another cell than {number}")
+
+
+def _names(values: list) -> list[str]:
+    if any(type(v) is not str for v in values):
+        raise ProtocolError("load reply: a name is not text")
+    return [v[:MAX_NAME_CHARS] for v in values]
 
 
 class InProcessSession(StudentSession):
@@ -269,10 +436,12 @@ class StudentFunction:
             return self._session.request(op, params, self._name)
         from .diagnose import CallRecord, Lineage, NotReplayable, snapshot
 
-        try:
-            saved = (snapshot(list(args)), snapshot(kwargs), snapshot(extra or {}))
-        except NotReplayable:
-            saved = None
+        saved = None
+        if recorder.fits(args, kwargs, extra):  # no copy of what could never be kept
+            try:
+                saved = (snapshot(list(args)), snapshot(kwargs), snapshot(extra or {}))
+            except NotReplayable:
+                pass
         start = time.monotonic()
         result = self._session.request(op, params, self._name)
         if saved is not None:
@@ -371,13 +540,17 @@ class StudentObject:
             return None
         return lineage
 
-    def _log(self, op_builder):
-        """Add an operation to this object's lineage (or mark it unreplayable)."""
+    def _log(self, op_builder, *values):
+        """Add an operation to this object's lineage (or mark it unreplayable); ``values``:
+        what ``op_builder`` copies, too large to copy past the recording cap."""
         lineage = self._recordable()
         if lineage is None:
             return
         from .diagnose import NotReplayable
 
+        if not self._session.recorder.fits(*values):
+            lineage.replayable = False
+            return
         try:
             lineage.append(op_builder())
         except NotReplayable:
@@ -390,7 +563,7 @@ class StudentObject:
                                       "attr": name, "value": value}, what)
         from .diagnose import snapshot
 
-        self._log(lambda: ("set", self._path, name, snapshot(value)))
+        self._log(lambda: ("set", self._path, name, snapshot(value)), value)
 
     def __call__(self, *args, **kwargs):
         what = self._label
@@ -401,6 +574,8 @@ class StudentObject:
             from .diagnose import NotReplayable, snapshot
 
             try:
+                if not self._session.recorder.fits(args, kwargs):
+                    raise NotReplayable
                 saved = (snapshot(list(args)), snapshot(kwargs))
             except NotReplayable:
                 lineage.replayable = False

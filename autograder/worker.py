@@ -181,6 +181,71 @@ def _keep_definition(stmt) -> bool:
     return False
 
 
+def _scope_names(stmt) -> tuple[set, set]:
+    """The module-level names one top-level statement binds, and the module-level names it
+    reads: at once, or later, from inside the functions and classes it defines (their free
+    global names, not their locals)."""
+    import symtable
+
+    try:
+        table = symtable.symtable(ast.unparse(stmt), "<statement>", "exec")
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return set(), set()
+    bound, used = set(), set()
+    for sym in table.get_symbols():
+        if sym.is_assigned() or sym.is_imported() or sym.is_namespace():
+            bound.add(sym.get_name())
+        if sym.is_referenced():
+            used.add(sym.get_name())
+    stack = list(table.get_children())
+    while stack:
+        scope = stack.pop()
+        stack.extend(scope.get_children())
+        for sym in scope.get_symbols():
+            if not sym.is_global():
+                continue
+            if sym.is_referenced():
+                used.add(sym.get_name())
+            if sym.is_declared_global() and sym.is_assigned():
+                bound.add(sym.get_name())
+    return bound, used
+
+
+def plan_definitions(cells) -> dict:
+    """Which top-level statements ``definitions`` mode runs: every definition (imports,
+    functions, classes, simple constants), and every other statement that binds a name
+    the kept code reads (``device = torch.device(...)``, ``bce = nn.BCELoss()``), transitively,
+    as the student's own kernel did. What nothing reads (training loops, plots, prints) is not
+    run. Returns {cell: sorted positions in the cell's body} for cells that parse."""
+    statements = []  # (cell, position, bound, used, kept)
+    for index, source in cells:
+        try:
+            tree = compile(source, f"cell[{index}]", "exec", ast.PyCF_ONLY_AST)
+        except (SyntaxError, ValueError, RecursionError, MemoryError, UnicodeError):
+            continue
+        for position, stmt in enumerate(tree.body):
+            bound, used = _scope_names(stmt)
+            runnable = not (isinstance(stmt, ast.If) and _is_main_guard(stmt))
+            statements.append([index, position, bound, used, _keep_definition(stmt), runnable])
+    needed = set()
+    for entry in statements:
+        if entry[4]:
+            needed |= entry[3]
+    grew = True
+    while grew:
+        grew = False
+        for entry in statements:
+            if not entry[4] and entry[5] and entry[2] & needed:
+                entry[4] = True
+                needed |= entry[3]
+                grew = True
+    plan: dict = {index: [] for index, _ in cells}
+    for index, position, _bound, _used, kept, _runnable in statements:
+        if kept:
+            plan[index].append(position)
+    return plan
+
+
 def _assigned_names(stmt) -> list[str]:
     names = []
     for node in ast.walk(stmt):
@@ -386,9 +451,17 @@ class Worker:
         return encode_tree(value, buffers, self.make_handle)
 
     # ---- operations ----------------------------------------------------------------
-    def op_load(self, cells, mode, forbidden, assignment, prefix=""):
+    def op_plan(self, cells):
+        """The statements ``definitions`` mode runs, decided over the whole notebook (a
+        statement in one cell may be needed by a function in another): pairs of cell number
+        and statement positions."""
+        return [[index, positions] for index, positions in plan_definitions(cells).items()]
+
+    def op_load(self, cells, mode, forbidden, assignment, prefix="", keep=None):
         """``prefix``: the assignment's code run before every cell (e.g. otter's intercell
-        seeding), whatever the mode."""
+        seeding), whatever the mode. ``keep``: in ``definitions`` mode, the positions of the
+        statements to run in this (single) cell, from ``op_plan``; without it, definitions
+        only."""
         import numpy  # noqa: F401  (warm the import so student time is theirs)
 
         builtins.get_ipython = lambda: _IPythonStub()
@@ -415,8 +488,10 @@ class Worker:
                     problems.append({"cell": index, "kind": type(exc).__name__,
                                      "message": f"the assignment's cell prefix failed: "
                                                 f"{_one_line(exc)}", "line": None})
-            for stmt in tree.body:
-                if mode == "definitions" and not _keep_definition(stmt):
+            wanted = set(keep) if keep is not None else None
+            for position, stmt in enumerate(tree.body):
+                run = _keep_definition(stmt) if wanted is None else position in wanted
+                if mode == "definitions" and not run:
                     if isinstance(stmt, (ast.Assign, ast.AnnAssign, ast.AugAssign, ast.For,
                                          ast.With)):
                         skipped.append({"cell": index, "line": stmt.lineno,
@@ -430,7 +505,8 @@ class Worker:
                         raise
                     problems.append({"cell": index, "kind": type(exc).__name__,
                                      "message": _one_line(exc), "line": stmt.lineno,
-                                     "traceback": _student_traceback(exc)})
+                                     "traceback": _student_traceback(exc),
+                                     "names": sorted(_scope_names(stmt)[0])[:50]})
         if "torch" in sys.modules and "torch" not in forbidden:
             # torch's optimizers import torch._dynamo on first use (seconds): pay it while
             # loading, not inside the first test that builds an optimizer.
