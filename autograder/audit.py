@@ -75,6 +75,7 @@ class AuditReport:
     tolerances: list[ToleranceMargin] = field(default_factory=list)
     metrics: list[MetricMargin] = field(default_factory=list)
     quick: bool = False
+    nulls: list = field(default_factory=list)  # nulls.NullResult
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -138,11 +139,27 @@ def _metric_seeds(assignment: Assignment, report: AuditReport, run: GradeRun, se
                         x.values[offset] = m["value"]
 
 
+def check_nulls(assignment: Assignment, report: AuditReport, progress) -> None:
+    from .nulls import null_audit
+
+    report.nulls = null_audit(assignment, progress)
+    for null in report.nulls:
+        if null.paid:
+            tests = ", ".join(f"{name!r} ({points:g})" for name, points in null.paid)
+            report.problems.append(f"a trivial {null.function} ({null.kind}) earns points in "
+                                   f"{tests}")
+
+
 def audit(assignment: Assignment, *, reruns: int = 3, seeds: int = 5, quick: bool = False,
-          progress=lambda msg: None) -> AuditReport:
+          progress=lambda msg: None, nulls: bool = True, only_nulls: bool = False
+          ) -> AuditReport:
     """``quick``: grade each mutant only up to its first lost point (enough to prove it is
-    caught and diagnosed; the full list of tests that catch it needs the slow run)."""
+    caught and diagnosed; the full list of tests that catch it needs the slow run).
+    ``nulls``: run the null audit (nulls.py); ``only_nulls``: nothing else."""
     report = AuditReport(assignment.name, quick=quick)
+    if only_nulls:
+        check_nulls(assignment, report, progress)
+        return report
     progress("grading the reference")
     start = time.monotonic()
     runs = [grade_notebook(assignment.master, assignment)]
@@ -203,6 +220,8 @@ def audit(assignment: Assignment, *, reruns: int = 3, seeds: int = 5, quick: boo
                 killed=bool(failed) and not run.grader_error,
                 failed_tests=[t.number for t in failed],
                 diagnosed=any(mutant.diagnosis in t.output for t in failed)))
+    if nulls:
+        check_nulls(assignment, report, progress)
     survivors = [m.name for m in report.mutants if not m.killed]
     if survivors:
         report.problems.append(f"mutants that lose no points: {survivors}")
@@ -218,6 +237,19 @@ def render(report: AuditReport, console) -> None:
 
     ok = "[green]ok[/]"
     console.print(f"[bold]Audit of {report.assignment}[/]")
+    if report.nulls:
+        paying = [n for n in report.nulls if n.paid]
+        console.print(f"null audit: {len(report.nulls)} trivial submissions, "
+                      + (ok if not paying else f"[red]{len(paying)} earn points[/]"))
+        for null in paying:
+            console.print(f"  {escape(null.function)} ({null.kind}): "
+                          + ", ".join(f"{escape(t)} {p:g}" for t, p in null.paid))
+        if not report.mutants and report.skeleton_score is None:  # --null-only
+            for problem in report.problems:
+                console.print(f"[red]PROBLEM:[/] {escape(problem)}")
+            console.print("[bold green]NULL AUDIT PASSED[/]" if report.ok
+                          else "[bold red]NULL AUDIT FAILED[/]")
+            return
     console.print(f"reference: {report.reference_score:g}/{report.max_score:g} in "
                   f"{report.reference_seconds:.1f} s, peak memory "
                   f"{report.reference_peak_mb:.0f} MB "

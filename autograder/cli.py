@@ -118,7 +118,8 @@ def cmd_audit(args) -> int:
     assignment = load_assignment(args.assignment)
     with console.status("auditing") as status:
         report = audit(assignment, reruns=args.reruns, seeds=args.seeds, quick=args.quick,
-                       progress=lambda msg: status.update(f"{assignment.name}: {msg}"))
+                       progress=lambda msg: status.update(f"{assignment.name}: {msg}"),
+                       nulls=not args.no_null, only_nulls=args.null_only)
     render(report, console)
     return 0 if report.ok else 1
 
@@ -182,6 +183,9 @@ def main(argv=None) -> int:
                    help="seeds over which the reference's trained checks must pass")
     a.add_argument("--quick", action="store_true",
                    help="grade each mutant only up to the first test that catches it")
+    a.add_argument("--null-only", action="store_true",
+                   help="only the null audit: trivial implementations must earn 0")
+    a.add_argument("--no-null", action="store_true", help="skip the null audit")
     a.set_defaults(func=cmd_audit)
     o = sub.add_parser("import-otter", help="convert an otter-grader master notebook into an "
                        "assignment folder")

@@ -1,0 +1,40 @@
+"""The null audit's stand-ins (autograder/nulls.py): what a trivial submission returns."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from autograder.assignment import load_assignment
+from autograder.nulls import HELPERS, contract_names, stand_in
+
+
+def stand_in_of(kind: str):
+    namespace: dict = {}
+    exec(HELPERS, namespace)  # noqa: S102 - the audit's own code
+    exec("import numpy as np\ndef f(x, w):\n    return x @ w, {'x': x, 'n': 3}", namespace)
+    exec(stand_in("f", kind), namespace)
+    return namespace["f"]
+
+
+def test_zeros_and_ones_keep_the_reference_output_structure():
+    x, w = np.ones((2, 3)), np.full((3, 4), 2.0)
+    out, cache = stand_in_of("zeros")(x, w)
+    assert out.shape == (2, 4) and not out.any() and cache["n"] == 0 and not cache["x"].any()
+    out, cache = stand_in_of("ones")(x, w)
+    assert (out == 1).all() and cache["n"] == 1
+    assert x.sum() == 6  # the input itself is untouched
+
+
+def test_input_constant_and_not_implemented():
+    x = np.ones((2, 3))
+    assert stand_in_of("input")(x, None) is x
+    assert stand_in_of("constant")(x, None) == 1.0
+    with pytest.raises(NotImplementedError):
+        stand_in_of("not_implemented")(x, None)
+
+
+def test_the_contract_is_what_the_skeleton_leaves_to_the_student():
+    functions, classes = contract_names(load_assignment("hw1_backprop").skeleton)
+    assert {"affine_forward", "affine_backward", "softmax_loss", "adam"} <= set(functions)
+    assert classes == ["FullyConnectedNet"]
+    assert "check" not in functions  # given helpers raise nothing
