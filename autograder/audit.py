@@ -151,11 +151,12 @@ def check_nulls(assignment: Assignment, report: AuditReport, progress) -> None:
 
 
 def audit(assignment: Assignment, *, reruns: int = 3, seeds: int = 5, quick: bool = False,
-          progress=lambda msg: None, nulls: bool = True, only_nulls: bool = False
+          progress=lambda msg: None, nulls: bool = False, only_nulls: bool = False
           ) -> AuditReport:
     """``quick``: grade each mutant only up to its first lost point (enough to prove it is
     caught and diagnosed; the full list of tests that catch it needs the slow run).
-    ``nulls``: run the null audit (nulls.py); ``only_nulls``: nothing else."""
+    ``nulls``: run the null audit too (nulls.py; `dlgrade audit` does unless --no-null);
+    ``only_nulls``: nothing else."""
     report = AuditReport(assignment.name, quick=quick)
     if only_nulls:
         check_nulls(assignment, report, progress)
