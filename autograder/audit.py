@@ -139,6 +139,34 @@ def _metric_seeds(assignment: Assignment, report: AuditReport, run: GradeRun, se
                         x.values[offset] = m["value"]
 
 
+def undefined_covers(assignment: Assignment, run: GradeRun) -> list[str]:
+    """``covers(...)`` names that the student notebook does not define at its top level: a
+    test about a function the student cannot see is a test of nothing they wrote. (Assignments
+    imported from otter cover questions, not functions: there only names the master defines
+    and the student notebook lacks count.)"""
+    covered = {tag for outcome in run.outcomes for tag in outcome.tags}
+    missing = covered - _top_level_names(assignment.skeleton)
+    if (assignment.directory / "otter-import-report.md").exists():
+        missing &= _top_level_names(assignment.master)
+    return sorted(missing)
+
+
+def _top_level_names(path: Path) -> set[str]:
+    import ast
+
+    from .notebook import extract_code
+
+    names = set()
+    for _number, code in extract_code(nbformat.read(path, as_version=4)).cells:
+        try:
+            tree = ast.parse(code)  # the instructor's notebooks: trusted
+        except SyntaxError:
+            continue
+        names |= {s.name for s in tree.body
+                  if isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))}
+    return names
+
+
 def check_nulls(assignment: Assignment, report: AuditReport, progress) -> None:
     from .nulls import null_audit
 
@@ -195,6 +223,11 @@ def audit(assignment: Assignment, *, reruns: int = 3, seeds: int = 5, quick: boo
     if any(_scores(r) != _scores(runs[0]) for r in runs[1:]):
         report.reruns_identical = False
         report.problems.append("reruns of the reference gave different scores")
+
+    undefined = undefined_covers(assignment, runs[0])
+    if undefined:
+        report.problems.append(f"tests cover names the student notebook does not define: "
+                               f"{undefined} (fix the covers(...) marker or the notebook)")
 
     progress("grading the skeleton")
     skeleton = grade_notebook(assignment.skeleton, assignment)

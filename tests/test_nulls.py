@@ -38,3 +38,14 @@ def test_the_contract_is_what_the_skeleton_leaves_to_the_student():
     assert {"affine_forward", "affine_backward", "softmax_loss", "adam"} <= set(functions)
     assert classes == ["FullyConnectedNet"]
     assert "check" not in functions  # given helpers raise nothing
+
+
+def test_the_audit_finds_covers_names_the_notebook_does_not_define():
+    from types import SimpleNamespace
+
+    from autograder.audit import undefined_covers
+
+    assignment = load_assignment("hw1_backprop")
+    run = SimpleNamespace(outcomes=[SimpleNamespace(tags=["affine_forward"]),
+                                    SimpleNamespace(tags=["FullyConnectedNet", "adamw"])])
+    assert undefined_covers(assignment, run) == ["adamw"]
