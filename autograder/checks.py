@@ -117,9 +117,24 @@ def expect_array(value, what: str, *, shape=None, dtype=np.float64, finite=True,
         bad = np.argwhere(~np.isfinite(value))
         first = tuple(int(i) for i in bad[0]) if value.ndim else ()
         raise CheckFailure(
-            f"{what}{where}: {len(bad)} non-finite value(s) (NaN or Inf), first at index {first}",
-            what=what, actual=value, inputs=inputs)
+            f"{what}{where}: {len(bad)} non-finite value(s) (NaN or Inf), first at index {first}"
+            f" ({float(value[first]) if value.ndim else float(value)}). "
+            f"{nonfinite_hint(value)}", what=what, actual=value, inputs=inputs)
     return value
+
+
+def nonfinite_hint(value) -> str:
+    """Where NaN and Inf usually come from in this course's code, in a student's words."""
+    value = np.asarray(value, dtype=np.float64)
+    if np.isneginf(value).any():
+        return ("-inf is the log of a probability that underflowed to 0: work in log space "
+                "(log-sum-exp, or log-softmax computed as x - max - log(sum(exp(x - max)))).")
+    if np.isposinf(value).any():
+        return ("inf is an overflow, usually exp of a large number: subtract the maximum before "
+                "exp, or use a numerically stable formulation (log-sum-exp, softplus).")
+    return ("NaN usually comes from inf - inf, 0 * inf or 0 / 0, for instance exp overflowing "
+            "before a normalisation: subtract the maximum before exp, and never divide by a sum "
+            "that can be 0.")
 
 
 def expect_scalar(value, what: str, *, inputs=None) -> float:
@@ -135,8 +150,8 @@ def expect_scalar(value, what: str, *, inputs=None) -> float:
         raise CheckFailure(f"{what}{where}: expected a number, got {type_name(value)}",
                            what=what, actual=value, inputs=inputs)
     if not np.isfinite(result):
-        raise CheckFailure(f"{what}{where}: got {result}, expected a finite number",
-                           what=what, actual=value, inputs=inputs)
+        raise CheckFailure(f"{what}{where}: got {result}, expected a finite number. "
+                           f"{nonfinite_hint(result)}", what=what, actual=value, inputs=inputs)
     return result
 
 
@@ -189,6 +204,19 @@ def numeric_vjp(forward: Callable, args: list, index: int, upstream: np.ndarray,
         call_args = list(args)
         call_args[index] = value
         out = forward(*call_args)
+        # Say what is wrong rather than broadcast: a wrong shape would otherwise either raise
+        # a numpy error or, worse, compare a broadcast product.
+        if type(out) is not np.ndarray and np.ndim(upstream) == 0 \
+                and type(out) in (float, int, *NUMPY_SCALARS):
+            out = np.asarray(out, dtype=np.float64)  # a scalar output, a scalar upstream
+        if type(out) is not np.ndarray or out.shape != np.shape(upstream):
+            shape = out.shape if type(out) is np.ndarray else type_name(out)
+            raise CheckFailure(f"your forward returned {shape}, expected an array of shape "
+                               f"{tuple(np.shape(upstream))}, while computing the numerical "
+                               "gradient", actual=out)
+        if not np.all(np.isfinite(out)):
+            raise CheckFailure("your forward returned non-finite values while computing the "
+                               f"numerical gradient. {nonfinite_hint(out)}", actual=out)
         return float(np.sum(np.asarray(out, dtype=np.float64) * upstream))
 
     return numeric_gradient(scalar, args[index], h)
