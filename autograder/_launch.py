@@ -81,9 +81,10 @@ def confine_filesystem(cfg, notes):
     make_dirs(root, cfg["home"])
     make_dirs(root, "/tmp")
     populate_dev(root, cfg, notes)
-    make_dirs(root, "/proc")
+    # proc before the pivot: in a user namespace the kernel allows a new proc only while the
+    # old one is still fully visible.
+    mount("proc", make_dirs(root, "/proc"), "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
     pivot_into(root)
-    mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
     hide_paths(cfg, notes)
     read_only_everywhere(notes)
     owner = f",uid={cfg['uid']},gid={cfg['gid']}" if cfg.get("uid") is not None else ""

@@ -352,3 +352,37 @@ def test_a_batch_of_three_cannot_read_one_another(world_dir, tmp_path, monkeypat
     mallory_results = json.loads((out / "students" / mallory / "results.json").read_text())
     assert "no classmate's file could be read" in mallory_results["output"]
     assert not list(out.rglob(CANARY_NAME)) and not list(world_dir.rglob(CANARY_NAME))
+
+
+UNPRIVILEGED_GRADER = """
+import json
+from autograder.sandbox import Sandbox, SandboxConfig
+sandbox = Sandbox(SandboxConfig())
+sandbox.start()
+probe = sandbox.request("probe", {"paths": %r}, 10)["value"]
+print(json.dumps({"mode": sandbox.mode, "notes": sandbox.launch_notes, **probe}))
+sandbox.close()
+"""
+
+
+@root_only
+def test_an_unprivileged_grader_gets_the_same_view(tmp_path):
+    """An instructor's laptop: the grader is an ordinary user, namespaces come from a user
+    namespace, and the allow-list view must be built all the same (proc included)."""
+    from autograder.sandbox import _other_can_execute
+
+    if not _other_can_execute(sys.executable) or not os.access(ROOT, os.R_OK):
+        pytest.skip(f"{sys.executable} is not executable by other uids (private home)")
+    if not all(os.stat(p).st_mode & 0o005 for p in (ROOT, *ROOT.parents)):
+        pytest.skip(f"{ROOT} is not readable by other uids")
+    script = UNPRIVILEGED_GRADER % ([str(ROOT / "README.md"), str(ROOT / "solutions")],)
+    proc = subprocess.run(
+        ["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups",
+         sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
+        env={"PATH": os.environ["PATH"], "HOME": str(tmp_path), "PYTHONPATH": str(ROOT)},
+        cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["mode"] == "same-uid" and result["uid"] == 65534
+    assert result["notes"] == ["namespaces: mount, network, pid, ipc"], result["notes"]
+    assert result["readable"] == [] and result["network"] is False
