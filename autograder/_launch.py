@@ -317,6 +317,28 @@ def sysv_ipc_objects(uid):
     return found
 
 
+def read_files(cfg):
+    """The assignment's data files, read with the grader's rights (they may sit in a folder
+    the worker must never see)."""
+    files = []
+    for name, source in cfg.get("files", []):
+        with open(source, "rb") as fh:
+            files.append((name, fh.read()))
+    return files
+
+
+def write_files(home, files):
+    """Into the worker's home, owned by the grader's uid and read-only: the notebook reads
+    ``pd.read_csv("data.csv")`` as it did in Jupyter, and cannot change what a later
+    restart sees."""
+    for name, data in files:
+        target = os.path.join(home, name)
+        os.makedirs(os.path.dirname(target), mode=0o755, exist_ok=True)
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o444)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+
+
 def supervise(child, cfg):
     """Stay as the worker's parent: pass its exit status on, and if the grader dies first
     (SIGTERM, our parent-death signal), kill the worker and sweep its uid. Inside a pid
@@ -353,6 +375,7 @@ def main():
     if cfg.get("grader_pid") and os.getppid() != cfg["grader_pid"]:
         os._exit(1)  # the grader died before the line above
     notes = []
+    files = read_files(cfg)  # now: confinement may leave their folders out of reach
     prefer_oom_kill(notes)
     new_pid_ns = cfg.get("namespaces", True) and enter_namespaces(cfg, notes)
     if new_pid_ns or cfg.get("uid") is not None:
@@ -367,6 +390,7 @@ def main():
                          "other files, and the start-up probe checks them")
     elif cfg.get("uid") is not None and os.getuid() == 0:
         os.chown(cfg["home"], cfg["uid"], cfg["gid"])
+    write_files(cfg["home"], files)
     set_limits(cfg)
     drop_privileges(cfg, notes)
     libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)

@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 import ast
+import os
+import sys
 import tomllib
 import types
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -42,6 +45,10 @@ class Assignment:
     min_mutants: int = 15
     # Code run in the worker before every notebook cell (otter's intercell seeding).
     cell_prefix: str = ""
+    # Data files the notebook reads (paths relative to the assignment folder): copied, read-only,
+    # into the worker's working directory before the notebook loads, and shipped in the student
+    # release and the Gradescope zip.
+    files: list[str] = field(default_factory=list)
 
     @property
     def tests_dir(self) -> Path:
@@ -54,6 +61,23 @@ class Assignment:
     @property
     def mutants_file(self) -> Path:
         return self.directory / "mutants.py"
+
+    def public_files(self) -> list[tuple[str, Path]]:
+        """(relative name, path) of each declared file; AssignmentError for a name that
+        leaves the folder or a file that is missing."""
+        found = []
+        for name in self.files:
+            rel = Path(name)
+            path = (self.directory / rel).resolve()
+            if rel.is_absolute() or ".." in rel.parts or self.directory not in path.parents:
+                raise AssignmentError(f"{self.name}: files entry {name!r} must be a path inside "
+                                      "the assignment folder")
+            if not path.is_file():
+                raise AssignmentError(f"{self.name}: the declared file {name!r} is missing from "
+                                      f"{self.directory}; add it or remove it from files in "
+                                      "assignment.toml")
+            found.append((rel.as_posix(), path))
+        return found
 
     @property
     def secret_paths(self) -> list[Path]:
@@ -68,7 +92,26 @@ class Assignment:
     def reference(self) -> types.ModuleType:
         if self.master is None or not self.master.exists():
             raise AssignmentError(f"{self.name}: no master solution notebook found")
-        return load_reference(self.master, f"dlgrade_reference_{self.name}")
+        with self.beside_files():
+            return load_reference(self.master, f"dlgrade_reference_{self.name}")
+
+    @contextmanager
+    def beside_files(self):
+        """While the master's definitions load in the grader: the working directory and the
+        first import path are the assignment folder, where its data files and helper modules
+        are (as the worker has them in its home). Nothing changes without ``files``."""
+        if not self.files:
+            yield
+            return
+        previous = os.getcwd()
+        os.chdir(self.directory)
+        sys.path.insert(0, str(self.directory))
+        try:
+            yield
+        finally:
+            os.chdir(previous)
+            if str(self.directory) in sys.path:
+                sys.path.remove(str(self.directory))
 
     @cached_property
     def diagnoser(self):

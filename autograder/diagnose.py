@@ -313,9 +313,10 @@ class Diagnoser:
                     if mutant.equivalent:
                         continue
                     try:
-                        module = load_reference(self.assignment.master,
-                                                f"dlgrade_mutant_{mutant.name}",
-                                                nb=apply_to_notebook(master, mutant))
+                        with self.assignment.beside_files():
+                            module = load_reference(self.assignment.master,
+                                                    f"dlgrade_mutant_{mutant.name}",
+                                                    nb=apply_to_notebook(master, mutant))
                     except Exception:  # noqa: BLE001 - a stale mutant must not break grading
                         continue
                     self._mutants.append((mutant, module))

@@ -10,7 +10,7 @@ from typing import Sequence
 
 import pytest
 
-from .assignment import Assignment
+from .assignment import Assignment, AssignmentError
 from .data import load_digits_split
 from .notebook import NotebookError, extract_code, read_notebook
 from .plugin import GradingPlugin, Outcome
@@ -120,8 +120,14 @@ def _grade_notebook(path: Path, assignment: Assignment, *, device: str = "cpu",
     hide = [str(p) for p in assignment.secret_paths]
     hide += private_paths([Path(path).parent, *private, *confidential], fallback_files=[path])
     hide += package_paths(assignment.forbidden_imports)
-    config = SandboxConfig(hide=hide,
-                           limits=assignment.limits, device=device)
+    try:
+        files = assignment.public_files()
+    except AssignmentError as exc:
+        message = f"GRADER ERROR (not a problem with your submission; please tell the " \
+                  f"instructor): {exc}"
+        return GradeRun(error_results(message, time.monotonic() - start), [], timings, True)
+    config = SandboxConfig(hide=hide, limits=assignment.limits, device=device,
+                           files=[(name, str(path)) for name, path in files])
     session = StudentSession(code.cells, mode=assignment.mode,
                              forbidden=assignment.forbidden_imports, assignment=assignment.name,
                              sandbox_config=config, load_time_limit=assignment.load_time_limit,

@@ -33,6 +33,7 @@ import inspect
 import json
 import linecache
 import re
+import shutil
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -414,7 +415,7 @@ def run_public_cases(impl, cases) -> None:
 
 QUESTION_KEYS = {"name", "points", "all_or_nothing"}
 TEST_KEYS = {"hidden", "points", "success_message", "failure_message"}
-ASSIGNMENT_KEYS = {"name", "seed", "tests", "generate"}
+ASSIGNMENT_KEYS = {"name", "seed", "tests", "generate", "files", "student_files"}
 # Assignment keys about otter's own packaging: nothing to convert, but still listed.
 OTTER_ONLY_KEYS = {"init_cell", "check_all_cell", "export_cell", "run_tests", "solutions_pdf",
                    "template_pdf", "show_question_points", "runs_on", "python_version",
@@ -492,6 +493,8 @@ class Conversion:
     cell_prefix: str = ""
     hidden_visibility: str = "hidden"
     title: str = ""
+    # otter's `files` and `student_files`: paths beside the master the notebook reads
+    files: list[str] = field(default_factory=list)
 
     @property
     def total_points(self) -> float:
@@ -1032,9 +1035,18 @@ def convert(nb, name: str, *, mode: str = "auto") -> Conversion:
             cell["id"] = f"otter-{index:03d}"
         seen.add(cell["id"])
     master = nbformat.from_dict(master)
+    files = []
+    for key in ("files", "student_files"):
+        listed = config.get(key) or []
+        if not isinstance(listed, list) or not all(isinstance(f, str) for f in listed):
+            line_no, line = _key_lines(config_lines, key)
+            notes.append(Note(f"cell {config_cell}, line {line_no}", line,
+                              f"`{key}` is not a list of paths: ignored"))
+            continue
+        files += [f for f in listed if f not in files]
     conv = Conversion(name=name, master=master, questions=questions, notes=notes,
                       cell_prefix=prefix, hidden_visibility=hidden_visibility,
-                      title=str(config.get("name") or name))
+                      title=str(config.get("name") or name), files=files)
     if mode == "auto":
         conv.mode, conv.mode_reason = _choose_mode(master, questions)
     else:
@@ -1187,7 +1199,8 @@ def _toml_str(value: str) -> str:
     return json.dumps(value)  # a JSON string is a valid TOML basic string
 
 
-def render_toml(conv: Conversion, master_rel: str, case_time_limit: float) -> str:
+def render_toml(conv: Conversion, master_rel: str, case_time_limit: float,
+                files: list[str] = ()) -> str:
     lines = ["# Converted from an otter master notebook by `dlgrade import-otter`.",
              f"name = {_toml_str(conv.name)}",
              f"title = {_toml_str(conv.title)}",
@@ -1202,7 +1215,34 @@ def render_toml(conv: Conversion, master_rel: str, case_time_limit: float) -> st
     if conv.cell_prefix:
         lines += ["# otter's intercell seeding: run before every notebook cell",
                   f"cell_prefix = {_toml_str(conv.cell_prefix)}"]
+    if files:
+        lines += ["# otter's files and student_files: in the worker's working directory",
+                  f"files = [{', '.join(_toml_str(f) for f in files)}]"]
     return "\n".join(lines) + "\n"
+
+
+def copy_files(conv: Conversion, source: Path, out: Path) -> list[str]:
+    """Copy otter's ``files`` (files or folders beside the master) into the assignment folder;
+    returns every file, relative, for assignment.toml."""
+    copied = []
+    for entry in conv.files:
+        rel = Path(entry)
+        path = source / rel
+        if rel.is_absolute() or ".." in rel.parts:
+            raise OtterImportError(f"files entry {entry!r}: only paths beside the master "
+                                   "notebook can be converted")
+        if not path.exists():
+            raise OtterImportError(f"files entry {entry!r}: {path} does not exist (copy it "
+                                   "beside the master notebook)")
+        found = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+        for file in found:
+            name = file.relative_to(source)
+            if any(part.startswith(".") or part == "__pycache__" for part in name.parts):
+                continue
+            (out / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(file, out / name)
+            copied.append(name.as_posix())
+    return copied
 
 
 def render_report(conv: Conversion, master_path: Path, checks: list[str]) -> str:
@@ -1269,7 +1309,8 @@ def import_otter(master_path: Path, out: Path, *, name: str | None = None, mode:
     (out / "tests" / f"test_{_ident(name)}.py").write_text(
         render_tests(conv, master_path.name, case_time_limit))
     (out / "public_checks.py").write_text(render_public_checks(conv))
-    (out / "assignment.toml").write_text(render_toml(conv, master_rel, case_time_limit))
+    files = copy_files(conv, master_path.parent, out)
+    (out / "assignment.toml").write_text(render_toml(conv, master_rel, case_time_limit, files))
     mutants = out / "mutants.py"
     if not mutants.exists():  # the instructor's own, kept across re-imports
         mutants.write_text(MUTANTS_TEMPLATE.format(name=name))

@@ -206,6 +206,9 @@ def build_student_folder(assignment, master: nbformat.NotebookNode, out: Path) -
     if public_checks.exists():
         shutil.copyfile(public_checks,
                         package / "assignments" / assignment.name / "public_checks.py")
+    for name, path in assignment.public_files():  # beside the notebook, as grading has them
+        (out / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, out / name)
     return sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
 
 

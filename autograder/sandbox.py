@@ -53,6 +53,9 @@ class SandboxConfig:
     # Extra paths the worker may read (an assignment's public data files), besides what
     # worker_view() lists; everything else is absent from its file system view.
     allow: list[str] = field(default_factory=list)
+    # (name relative to the worker's home, source path): written read-only into the home
+    # (by the launcher, which reads them before confinement) at every start.
+    files: list[tuple[str, str]] = field(default_factory=list)
     limits: Limits = field(default_factory=Limits)
     isolate_user: bool = True
     # DLGRADE_NAMESPACES=off grades as inside Docker's default profile (Gradescope), where
@@ -256,7 +259,7 @@ class Sandbox:
         cfg = {
             "python": self.config.python, "worker": str(self.workdir / "worker.py"),
             "home": str(self.home), "hide": self.config.hide, "root": str(self.root),
-            "grader_pid": os.getpid(),
+            "grader_pid": os.getpid(), "files": [[n, str(p)] for n, p in self.config.files],
             "allow": worker_view(self.config.python, self.config.allow),
             "fd_in": req_r, "fd_out": resp_w, "namespaces": self.config.namespaces,
             "uid": self.uid, "gid": self.uid, "device": self.config.device,
@@ -301,8 +304,9 @@ class Sandbox:
     def output_text(self, limit: int = OUTPUT_CAP) -> str:
         """The first and last ``limit`` bytes of the student's output, with a gap marker."""
         with self._output_lock:
-            head, held, total = bytes(self.output_head), bytes(self.output_head + self.output_tail), \
-                self.output_bytes
+            head = bytes(self.output_head)
+            held = bytes(self.output_head + self.output_tail)
+            total = self.output_bytes
         if total == len(held) and len(held) <= 2 * limit:
             return held.decode("utf-8", "replace")
         first, last = head[:limit], held[-limit:]  # tail is >= limit whenever bytes were dropped
@@ -420,7 +424,8 @@ def describe_exit(code) -> str:
             name = signal.Signals(sig).name
         except ValueError:
             name = f"signal {sig}"
-        hint = {"SIGSEGV": " (segmentation fault)", "SIGKILL": " (killed: out of memory or CPU time?)",
+        hint = {"SIGSEGV": " (segmentation fault)",
+                "SIGKILL": " (killed: out of memory or CPU time?)",
                 "SIGXCPU": " (CPU time limit)", "SIGABRT": " (aborted)"}.get(name, "")
         return f"the worker process was killed by {name}{hint}"
     return f"the worker process exited with code {code}"

@@ -727,6 +727,9 @@ def main():
     sys.stderr = io.TextIOWrapper(os.fdopen(2, "wb", 0), write_through=True, errors="replace")
     sys.stdin = io.StringIO("")
     sys.setrecursionlimit(min(sys.getrecursionlimit(), 3000))
+    # As in Jupyter, the working directory (the home, with the assignment's files) is the
+    # first import path: a helper module shipped beside the notebook imports.
+    sys.path.insert(0, os.getcwd())
     worker = Worker(config["fd_in"], config["fd_out"], config.get("device", "cpu"))
     hello = encode_tree({"ready": True, "pid": os.getpid(), "notes": config.get("notes", [])}, [])
     os.write(config["fd_out"], frame({"ok": True, "value": hello}, []))

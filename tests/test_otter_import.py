@@ -98,8 +98,10 @@ def test_import_writes_a_complete_assignment(hello):
     report = (hello / "otter-import-report.md").read_text()
     assert "master notebook: 5 / 5" in report
     assert "student notebook (no work done): 0 / 5" in report
-    # Unsupported config is listed with its line, not dropped silently.
-    assert "cell 1, line 4: `files:`" in report
+    # otter's files: copied beside the notebook, declared in assignment.toml, so the worker
+    # has them in its working directory.
+    assert "data.csv" in files and "`files:`" not in report
+    assert 'files = ["data.csv"]' in (hello / "assignment.toml").read_text()
     skeleton = nbformat.read(hello / "hello_otter.ipynb", as_version=4)
     code = "\n".join(c.source for c in skeleton.cells if c.cell_type == "code")
     assert "return x * x" not in code and "sum(heights) / len(heights)" not in code
@@ -491,3 +493,35 @@ def test_the_imported_folder_is_hidden_from_the_worker(tmp_path, hello):
     assert all(Path(p).read_text() for p in secrets)  # readable here, in the grader
     run = grade_notebook(notebook, load_assignment(str(hello)))
     assert run.results.score == 5, [(t.name, t.output) for t in run.results.tests]
+
+
+def test_data_files_and_helper_modules_beside_the_master(tmp_path):
+    """otter's `files:` (a data file and a helper module the master imports) reach the worker's
+    working directory, the student release and the reference, so `np.loadtxt("data.csv")` and
+    `import course_utils` work as they did in Jupyter."""
+    source = tmp_path / "course"
+    source.mkdir()
+    (source / "data.csv").write_text("height\n160\n172\n169\n")
+    (source / "course_utils.py").write_text("def double(x):\n    return 2 * x\n")
+    master = master_nb(
+        new_raw_cell("# ASSIGNMENT CONFIG\nname: heights\nfiles:\n  - data.csv\n"
+                     "  - course_utils.py"),
+        new_code_cell("import numpy as np\nimport course_utils\n"
+                      "heights = np.loadtxt('data.csv', skiprows=1)"),
+        *question("q1", "def tallest():\n    # BEGIN SOLUTION\n    return heights.max()\n"
+                        "    # END SOLUTION",
+                  [shown("tallest()", "np.float64(172.0)")]),
+        *question("q2", "def doubled(x):\n    # BEGIN SOLUTION\n    return course_utils.double(x)"
+                        "\n    # END SOLUTION", [shown("doubled(21)", "42")]))
+    path = write(master, source / "heights.ipynb")
+    result = import_otter(path, tmp_path / "heights")
+    assert result.ok and result.master_score == (2, 2), result.report
+    assert (tmp_path / "heights" / "data.csv").exists()
+    assert (tmp_path / "heights" / "course_utils.py").exists()
+    assignment = load_assignment(str(tmp_path / "heights"))
+    wrong = student_nb(tmp_path, "import numpy as np\nimport course_utils\n"
+                                 "heights = np.loadtxt('data.csv', skiprows=1)",
+                       "def tallest():\n    return heights.min()",
+                       "def doubled(x):\n    return course_utils.double(x)")
+    run = grade_notebook(wrong, assignment)
+    assert run.results.score == 1 and not run.grader_error, run.results.output
