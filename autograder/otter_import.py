@@ -89,6 +89,12 @@ def _from_wire(value):
         import torch
 
         return torch.from_numpy(value.array.copy()).requires_grad_(value.requires_grad)
+    import numpy as np
+
+    if type(value) is np.ndarray and value.ndim == 0:
+        # numpy scalars cross the channel as 0-d arrays: shown as the scalar they were
+        # (np.float64(172.0)), as Jupyter showed them in the master
+        return value[()]
     if type(value) is list:
         return [_from_wire(v) for v in value]
     if type(value) is tuple:
@@ -309,25 +315,88 @@ def run_function_case(student, case: FunctionCase) -> str | None:
     return None
 
 
-def run_doctest_case(student, case: DoctestCase) -> str | None:
+def run_doctest_case(student, case: DoctestCase, modules=None) -> str | None:
+    """Evaluate the case's cell here, in the grader, as Jupyter would in the notebook: names
+    the master imports are the grader's own modules, builtins are the grader's, and every
+    other name is the notebook's (data fetched as data, functions and objects as proxies
+    whose calls run in the worker, their prints captured in order). Student code can change
+    neither ``np.allclose`` nor the comparison, and the case's source, hidden or not, never
+    reaches the worker: only the arguments of the calls it makes do."""
     from .plugin import describe_exception
     from .session import StudentCodeError, StudentCrash, StudentTimeout
+    from .worker import run_cell
 
+    printed: list[str] = []
     try:
-        reply = student.exec_cell(case.source, f"test {case.name}")
+        namespace = case_namespace(student, case.source, modules or {})
+        with captured_prints(student, printed):
+            text, has_value, value = run_cell(case.source, namespace, f"<test {case.name}>")
     except (StudentCodeError, StudentTimeout, StudentCrash) as exc:
         return describe_exception(exc)
-    try:
-        got, kind = shown_output(reply)
-    except ValueError:
-        return "the worker sent a malformed result for this test"
-    return compare_output(got, case.want, kind)
+    except Exception as exc:  # noqa: BLE001 - the case's own code raised, as in the notebook
+        message = str(exc).strip("'")
+        return f"the test raised {type(exc).__name__}" + (f": {message}" if message else "")
+    got = "".join(printed) + text
+    if not has_value:
+        return compare_output(got, case.want, "none")
+    if _contains(value, StudentProxy):
+        if not isinstance(value, StudentProxy):
+            return compare_output(got + "<an object of the notebook>", case.want, "text")
+        try:
+            shown = value._dunder("__repr__")
+        except (StudentCodeError, StudentTimeout, StudentCrash) as exc:
+            return describe_exception(exc)
+        if type(shown) is not str:
+            return "the notebook's object did not show as text"
+        return compare_output(got + shown, case.want, "text")
+    return compare_output(got + display_text(value), case.want, "plain")
 
 
-def run_case(student, case) -> str | None:
+def case_namespace(student, source: str, modules: dict) -> dict:
+    """The globals a case's cell runs with: every name it reads, resolved before it runs
+    (comprehensions and lambdas in the cell look names up in globals)."""
+    import importlib
+
+    tree = compile(source, "<test cell>", "exec", ast.PyCF_ONLY_AST)
+    names = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
+    namespace: dict = {"__builtins__": builtins}
+    for name in sorted(names):
+        if name in modules:
+            module, _, attr = modules[name].partition(":")
+            value = importlib.import_module(module)  # the master's own imports: trusted
+            namespace[name] = getattr(value, attr) if attr else value
+        elif hasattr(builtins, name):
+            continue  # the grader's: a notebook that rebinds `all` or `abs` changes nothing
+        else:
+            try:
+                namespace[name] = _fetch(student, name, missing=KeyError)
+            except KeyError:
+                pass  # not the notebook's either: a name the cell assigns, or a NameError
+    return namespace
+
+
+class captured_prints:
+    """While a case runs: what the notebook's functions print, in the order of the calls."""
+
+    def __init__(self, student, sink: list):
+        self.session = getattr(student, "_session", None)
+        self.sink = sink
+
+    def __enter__(self):
+        if self.session is not None:
+            self.session.capture = self.sink
+        return self
+
+    def __exit__(self, *exc):
+        if self.session is not None:
+            self.session.capture = None
+        return False
+
+
+def run_case(student, case, modules=None) -> str | None:
     """None if the case passes, else the failure text."""
     if isinstance(case, DoctestCase):
-        return run_doctest_case(student, case)
+        return run_doctest_case(student, case, modules)
     return run_function_case(student, case)
 
 
@@ -338,14 +407,16 @@ def _case_failure(case, message: str) -> str:
     return text
 
 
-def run_question(student, partial, cases, *, all_or_nothing: bool = False) -> None:
+def run_question(student, partial, cases, *, all_or_nothing: bool = False,
+                 modules=None) -> None:
     """Run one question's cases as parts of one test: each case earns its points, or (otter's
-    ``all_or_nothing``) the test earns all or nothing. Success messages are shown on a pass."""
+    ``all_or_nothing``) the test earns all or nothing. Success messages are shown on a pass.
+    ``modules``: the master's imports, ``{"np": "numpy", "sqrt": "math:sqrt"}``."""
     from .checks import CheckFailure
 
     failures = []
     for case in cases:
-        message = run_case(student, case)
+        message = run_case(student, case, modules)
         if message is None:
             if case.success_message:
                 partial.messages.append(f"[{case.name}] {case.success_message}")
@@ -495,6 +566,9 @@ class Conversion:
     title: str = ""
     # otter's `files` and `student_files`: paths beside the master the notebook reads
     files: list[str] = field(default_factory=list)
+    # The master's imports, {"np": "numpy", "sqrt": "math:sqrt"}: doctest cases see these
+    # names as the grader's own modules, whatever the notebook binds to them.
+    modules: dict = field(default_factory=dict)
 
     @property
     def total_points(self) -> float:
@@ -1047,11 +1121,38 @@ def convert(nb, name: str, *, mode: str = "auto") -> Conversion:
     conv = Conversion(name=name, master=master, questions=questions, notes=notes,
                       cell_prefix=prefix, hidden_visibility=hidden_visibility,
                       title=str(config.get("name") or name), files=files)
+    conv.modules = master_imports(master)
     if mode == "auto":
         conv.mode, conv.mode_reason = _choose_mode(master, questions)
     else:
         conv.mode, conv.mode_reason = mode, "chosen on the command line"
     return conv
+
+
+def master_imports(master) -> dict:
+    """Names the master's top-level imports bind, and what they are: ``import numpy as np``
+    gives ``{"np": "numpy"}``, ``from math import sqrt`` gives ``{"sqrt": "math:sqrt"}``.
+    Only whole-package names: ``import a.b`` binds ``a``."""
+    from .notebook import extract_code
+
+    found = {}
+    for _number, code in extract_code(master).cells:
+        try:
+            tree = ast.parse(code)
+        except SyntaxError:
+            continue
+        for stmt in tree.body:
+            if isinstance(stmt, ast.Import):
+                for alias in stmt.names:
+                    if alias.asname:
+                        found[alias.asname] = alias.name
+                    else:
+                        found[alias.name.split(".")[0]] = alias.name.split(".")[0]
+            elif isinstance(stmt, ast.ImportFrom) and stmt.module and not stmt.level:
+                for alias in stmt.names:
+                    if alias.name != "*":
+                        found[alias.asname or alias.name] = f"{stmt.module}:{alias.name}"
+    return found
 
 
 # ---- writing the assignment folder ------------------------------------------------------------
@@ -1127,13 +1228,15 @@ def render_tests(conv: Conversion, master_name: str, case_time_limit: float) -> 
         f'"""Tests of {conv.name}, converted from the otter master notebook {master_name} by',
         "`dlgrade import-otter`: each otter test case is a part of a test and earns its points.",
         "",
-        "Doctest-style cases run their cell in the student's worker and compare the output here;",
-        "exception-style cases run here, on the notebook's values (see autograder.otter_import).",
-        "Re-importing overwrites this file.",
+        "Both kinds of case run here, in the grader, on the notebook's values: doctest-style",
+        "cells with the master's imports below as their modules, exception-style test functions",
+        "as written (see autograder.otter_import). Re-importing overwrites this file.",
         '"""',
         "import pytest",
         "",
-        _imports(conv, cases, "run_question")])]
+        _imports(conv, cases, "run_question"),
+        "",
+        f"MODULES = {json.dumps(conv.modules, sort_keys=True)}"])]
     idents = _idents(conv.questions)
     for q in conv.questions:
         if not q.cases:
@@ -1160,7 +1263,7 @@ def render_tests(conv: Conversion, master_name: str, case_time_limit: float) -> 
             sections.append("\n".join(marks + [
                 f"def test_{ident}_{label}".rstrip("_") + "(student, partial):",
                 f'    """{title}"""',
-                f"    run_question(student, partial, {var}{aon})"]))
+                f"    run_question(student, partial, {var}{aon}, modules=MODULES)"]))
     return "\n\n\n".join(sections) + "\n"
 
 

@@ -112,6 +112,8 @@ class StudentSession:
         self.report = LoadReport(notes=list(notes))
         self.bad_cells: set[int] = set()  # not loaded: failed, or not reached in time
         self.plan: dict | None = None  # cell -> statement positions (definitions mode)
+        # A list while an otter case runs: what the calls it makes print (otter_import).
+        self.capture: list | None = None
         self._reported_cells: set[int] = set()
         # The worker's pipes belong to this process: a forked diagnosis must never use them.
         self._owner_pid = os.getpid()
@@ -266,7 +268,12 @@ class StudentSession:
             remaining = self._remaining()
             if remaining <= 0:
                 raise StudentTimeout(what, self.limit)
+            capture = self.capture is not None and op == "call"
+            if capture:
+                params = {**params, "capture": True}
             reply = self.sandbox.request(op, params, remaining)
+            if capture and reply["ok"]:
+                reply = self._captured(reply)
         except WorkerError as exc:
             if exc.kind == "timeout":
                 raise StudentTimeout(what, self.limit) from None
@@ -274,6 +281,15 @@ class StudentSession:
         except InfrastructureError:
             raise
         return self._finish(reply, op, params, what)
+
+    def _captured(self, reply: dict) -> dict:
+        """Split a captured call's ``(result, printed)`` reply; the text goes to the sink."""
+        value = reply["value"]
+        if type(value) is not tuple or len(value) != 2 or type(value[1]) is not str:
+            raise StudentCrash("a call", "the worker sent an invalid reply (a captured call "
+                                         "without its printed text)", protocol=True)
+        self.capture.append(value[1])
+        return {"ok": True, "value": value[0]}
 
     def _finish(self, reply: dict, op: str, params: dict, what: str):
         if reply["ok"]:

@@ -531,8 +531,17 @@ class Worker:
             obj = getattr(obj, attr)
         return obj
 
-    def op_call(self, target, args, kwargs, return_args=False):
+    def op_call(self, target, args, kwargs, return_args=False, capture=False):
+        """``capture``: also return what the call printed (a converted otter case shows it,
+        in order with its own output): ``(result, printed)``."""
         fn = self._target(target)
+        if capture:
+            import contextlib
+
+            printed = io.StringIO()
+            with contextlib.redirect_stdout(printed):
+                result = fn(*args, **kwargs)
+            return (result, printed.getvalue()[-MAX_CELL_TEXT:])
         result = fn(*args, **kwargs)
         if return_args:
             return (result, list(args), kwargs)

@@ -417,7 +417,9 @@ def test_fixtures_are_up_to_date():
 # this code holds no copy of them that a heap walk could find.
 HEAP_WALK = '''
 import gc, sys
-NEEDLES = [bytes.fromhex(h).decode() for h in ("2831362c20302e323529", "3136372e30")]
+# the two expected outputs, and the source of q1's hidden case
+NEEDLES = [bytes.fromhex(h).decode() for h in ("2831362c20302e323529", "3136372e30",
+                                               "737175617265282d3429")]
 
 def _leaked():
     def found(item):
@@ -442,7 +444,8 @@ def square(x):
 
 def test_expected_outputs_never_reach_the_worker(tmp_path, hello):
     # A heap and frame walk from inside the student's function, as in the cheats of
-    # SANDBOX-NOTES: the expected outputs live in the grader only, so it finds nothing.
+    # SANDBOX-NOTES: the expected outputs, and the hidden cases' source, live in the grader
+    # only, so it finds nothing.
     notebook = student_nb(tmp_path, HEAP_WALK, "heights = [150, 165, 172, 181]",
                           "mean_height = sum(heights) / len(heights)")
     run = grade_notebook(notebook, load_assignment(str(hello)))
@@ -525,3 +528,45 @@ def test_data_files_and_helper_modules_beside_the_master(tmp_path):
                        "def doubled(x):\n    return course_utils.double(x)")
     run = grade_notebook(wrong, assignment)
     assert run.results.score == 1 and not run.grader_error, run.results.output
+
+
+FORGED_MASTER = [
+    new_code_cell("import numpy as np"),
+    *question("q1", "def square(x):\n    # BEGIN SOLUTION\n    return x * x\n"
+                    "    # END SOLUTION",
+              [shown("np.allclose(square(np.arange(3)), [0, 1, 4])", "True"),
+               shown('""" # BEGIN TEST CONFIG\nhidden: true\n""" # END TEST CONFIG\n'
+                     "all(square(v) == v * v for v in [2, -3])", "True")]),
+    *question("q2", "def show(x):\n    # BEGIN SOLUTION\n    print('x =', x)\n"
+                    "    # END SOLUTION", [shown("show(2)\nshow(3)", "")]),
+]
+
+
+@pytest.fixture(scope="module")
+def forged(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("forged")
+    master = master_nb(*FORGED_MASTER)
+    master.cells[-3].outputs = [new_output("stream", name="stdout", text="x = 2\nx = 3\n")]
+    result = import_otter(write(master, folder / "forged.ipynb"), folder / "forged")
+    assert result.ok and result.master_score == (2, 2), result.report
+    return load_assignment(str(folder / "forged"))
+
+
+@pytest.mark.parametrize("cheat", [
+    "import numpy as np\nnp.allclose = lambda *a, **k: True\nall = lambda *a: True",
+    "class _Yes:\n    allclose = staticmethod(lambda *a, **k: True)\nnp = _Yes()",
+    "import numpy as np\nclass _Any:\n    def __eq__(self, other):\n        return True\n"
+    "    __hash__ = object.__hash__",
+])
+def test_a_forged_doctest_earns_nothing(tmp_path, forged, cheat):
+    """The notebook patches numpy, rebinds `np` or `all`, or returns objects equal to
+    anything: the cases are evaluated in the grader, with its own numpy and builtins, and
+    compare plain data, so none of it passes a case. (`show` is left correct: its printed
+    output still reaches the comparison, in order.)"""
+    square = "def square(x):\n    return _Any() if '_Any' in globals() else x"
+    notebook = student_nb(tmp_path, cheat, square, "def show(x):\n    print('x =', x)")
+    run = grade_notebook(notebook, forged)
+    got = scores(run)
+    assert sorted(got) == ["q1: hidden tests", "q1: public tests", "q2: public tests"]
+    assert got["q1: public tests"][0] == got["q1: hidden tests"][0] == 0, run.results.output
+    assert got["q2: public tests"] == (1, 1), run.results.output
