@@ -5,6 +5,7 @@ import ast
 import os
 import sys
 import tomllib
+import traceback
 import types
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -93,7 +94,7 @@ class Assignment:
         if self.master is None or not self.master.exists():
             raise AssignmentError(f"{self.name}: no master solution notebook found")
         with self.beside_files():
-            return load_reference(self.master, f"dlgrade_reference_{self.name}")
+            return load_reference(self.master, f"dlgrade_reference_{self.name}", mode=self.mode)
 
     @contextmanager
     def beside_files(self):
@@ -150,16 +151,34 @@ def definitions_only(source: str, filename: str, keep=None):
     return compile(tree, filename, "exec")
 
 
-def load_reference(master: Path, module_name: str, nb=None) -> types.ModuleType:
-    """Execute the master notebook's definitions in-process: it is trusted code."""
+class MasterLoadError(AssignmentError):
+    """The master notebook itself fails to load: the instructor's to fix."""
+
+
+def load_reference(master: Path, module_name: str, nb=None, mode: str = "definitions"
+                   ) -> types.ModuleType:
+    """Execute the master notebook in-process (trusted code) the way its assignment says:
+    ``definitions`` keeps what definitions need, as for students; ``all`` runs every cell in
+    order. A cell that fails raises MasterLoadError naming the cell."""
     from .worker import plan_definitions
 
     nb = nb if nb is not None else nbformat.read(master, as_version=4)
     module = types.ModuleType(module_name)
     module.__file__ = str(master)
     cells = extract_code(nb).cells
-    plan = plan_definitions(cells)
+    plan = plan_definitions(cells) if mode == "definitions" else None
     for number, code in cells:
-        exec(definitions_only(code, f"{master.name}[{number}]", set(plan.get(number, []))),
-             module.__dict__)
+        filename = f"{master.name}[{number}]"
+        try:
+            if plan is None:
+                compiled = compile(code, filename, "exec")
+            else:
+                compiled = definitions_only(code, filename, set(plan.get(number, [])))
+            exec(compiled, module.__dict__)
+        except Exception as exc:  # noqa: BLE001 - any failure of the master is reported
+            line = next((f.lineno for f in reversed(traceback.extract_tb(exc.__traceback__))
+                         if f.filename == filename), None)
+            where = f"cell {number}" + (f", line {line}" if line else "")
+            raise MasterLoadError(f"the master notebook {master.name} fails to load ({where}: "
+                                  f"{type(exc).__name__}: {exc})") from exc
     return module

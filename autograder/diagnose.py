@@ -316,7 +316,8 @@ class Diagnoser:
                         with self.assignment.beside_files():
                             module = load_reference(self.assignment.master,
                                                     f"dlgrade_mutant_{mutant.name}",
-                                                    nb=apply_to_notebook(master, mutant))
+                                                    nb=apply_to_notebook(master, mutant),
+                                                    mode=self.assignment.mode)
                     except Exception:  # noqa: BLE001 - a stale mutant must not break grading
                         continue
                     self._mutants.append((mutant, module))

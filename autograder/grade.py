@@ -116,7 +116,13 @@ def _grade_notebook(path: Path, assignment: Assignment, *, device: str = "cpu",
         return GradeRun(error_results(f"Could not grade this submission: {exc}",
                                       time.monotonic() - start), [], timings)
     timings["notebook"] = time.monotonic() - start
-    reference = assignment.reference
+    try:
+        reference = assignment.reference
+    except AssignmentError as exc:  # the master fails to load: nothing can be compared
+        message = ("GRADER ERROR (not a problem with your submission; please tell the "
+                   f"instructor): {exc}")
+        return GradeRun(error_results(message, time.monotonic() - start), [], timings, True,
+                        [traceback.format_exc()[-6000:]])
     hide = [str(p) for p in assignment.secret_paths]
     hide += private_paths([Path(path).parent, *private, *confidential], fallback_files=[path])
     hide += package_paths(assignment.forbidden_imports)

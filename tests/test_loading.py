@@ -111,3 +111,29 @@ def test_torch_module_level_objects_are_kept():
         assert abs(value - 0.6931471805599453) < 1e-6
     finally:
         session.close()
+
+
+def test_a_master_that_fails_to_load_is_the_instructors_error(tmp_path):
+    """The reference is loaded inside the error handling: results.json names the cell."""
+    from corpus.harness import assignment_variant
+
+    folder = assignment_variant(tmp_path / "source")
+    master = nbformat.read(folder / "master.ipynb", as_version=4)
+    master.cells.append(nbformat.v4.new_code_cell("import numpy as np\nLIMIT = np.load('x.npy')\n"
+                                                  "def limit():\n    return LIMIT"))
+    nbformat.write(master, folder / "master.ipynb")
+    path = write(variant(), tmp_path / "submission.ipynb")
+    code, results = grade(path, tmp_path, assignment=folder)
+    check(code, results, Expect(0, graded=False, exit_code=3, output=(
+        "GRADER ERROR (not a problem with your submission",
+        "the master notebook master.ipynb fails to load (cell", "line 2: FileNotFoundError")))
+
+
+def test_mode_all_runs_every_cell_of_the_master_in_order(tmp_path):
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(src) for src in (
+        "log = []", "log.append('ran')", "def count():\n    return len(log)")]
+    path = tmp_path / "master.ipynb"
+    nbformat.write(nb, path)
+    assert load_reference(path, "all_mode", mode="all").count() == 1
+    assert load_reference(path, "definitions_mode").count() == 0
