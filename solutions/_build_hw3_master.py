@@ -54,8 +54,14 @@ vocabulary size.
 In each function, replace the `raise NotImplementedError` line under `# TODO: your code here`
 with your code. After each function, `check("name")` runs a few public checks: small
 hand-computed cases and comparisons against numerical gradients. Passing them is a good
-sign, not a guarantee: the grader runs more thorough hidden tests. Only the function and
-class definitions of this notebook are graded; your experiments in other cells are ignored.
+sign, not a guarantee: the grader runs more thorough hidden tests. Grading runs this
+notebook's definitions: imports, functions, classes, and the module-level values they use
+(such as `EPS = 1e-8`), in notebook order. Top-level training loops, plots and prints that
+nothing reads are not run, so your experiments cost nothing.
+
+**Arguments are read-only.** No function may modify an array it is given (inputs, weights,
+upstream gradients, caches, gradient dicts); compute new arrays instead. The hidden tests
+check this.
 """
 
 IMPORTS = """
@@ -89,6 +95,7 @@ def rnn_step_forward(x, prev_h, Wx, Wh, b):
     prev_h: hidden state of the previous step, shape (N, H).
     Wx: input-to-hidden weights (D, H); Wh: hidden-to-hidden weights (H, H); b: bias (H,).
     Returns (next_h, cache): next_h of shape (N, H) and cache = (x, prev_h, Wx, Wh, next_h).
+    The arguments are read-only: do not modify them.
     """
     # BEGIN SOLUTION
     next_h = np.tanh(x @ Wx + prev_h @ Wh + b)
@@ -119,6 +126,7 @@ def rnn_step_backward(dnext_h, cache):
     dnext_h: upstream gradient with respect to next_h, shape (N, H).
     cache: (x, prev_h, Wx, Wh, next_h) as returned by rnn_step_forward.
     Returns (dx, dprev_h, dWx, dWh, db) with the shapes of x, prev_h, Wx, Wh and b.
+    The arguments are read-only: do not modify dnext_h or the cache.
     """
     x, prev_h, Wx, Wh, next_h = cache
     # BEGIN SOLUTION
@@ -155,6 +163,7 @@ def rnn_forward(x, h0, Wx, Wh, b):
     h0: initial hidden state, shape (N, H).
     Wx (D, H), Wh (H, H), b (H,): the parameters, shared by all steps.
     Returns (h, cache): the hidden states h of shape (N, T, H), and whatever rnn_backward needs.
+    The arguments are read-only: do not modify them.
     """
     N, T, _ = x.shape
     # BEGIN SOLUTION
@@ -199,6 +208,7 @@ def rnn_backward(dh, cache):
     dh: upstream gradients of every hidden state, shape (N, T, H).
     cache: as returned by rnn_forward.
     Returns (dx, dh0, dWx, dWh, db) with the shapes of x, h0, Wx, Wh and b.
+    The arguments are read-only: do not modify dh or the cache.
     """
     N, T, H = dh.shape
     # BEGIN SOLUTION
@@ -238,6 +248,7 @@ def word_embedding_forward(x, W):
     x: integer array of shape (N, T), each entry in 0..V-1.
     W: embedding matrix of shape (V, D).
     Returns (out, cache): out of shape (N, T, D) and cache = (x, W).
+    The arguments are read-only: do not modify them.
     """
     # BEGIN SOLUTION
     out = W[x]
@@ -262,6 +273,7 @@ def word_embedding_backward(dout, cache):
     dout: upstream gradient of shape (N, T, D).
     cache: (x, W) as returned by word_embedding_forward.
     Returns dW of shape (V, D); repeated indices accumulate.
+    The arguments are read-only: do not modify dout or the cache.
     """
     x, W = cache
     # BEGIN SOLUTION
@@ -288,6 +300,7 @@ def temporal_affine_forward(x, w, b):
 
     x: inputs of shape (N, T, D); w: weights (D, M); b: biases (M,).
     Returns (out, cache): out of shape (N, T, M) and cache = (x, w, b).
+    The arguments are read-only: do not modify them.
     """
     N, T, D = x.shape
     # BEGIN SOLUTION
@@ -312,6 +325,7 @@ def temporal_affine_backward(dout, cache):
     dout: upstream gradient of shape (N, T, M).
     cache: (x, w, b) as returned by temporal_affine_forward.
     Returns (dx, dw, db) with the shapes of x, w and b.
+    The arguments are read-only: do not modify dout or the cache.
     """
     x, w, b = cache
     N, T, D = x.shape
@@ -353,6 +367,9 @@ def temporal_softmax_loss(x, y, mask):
     y: integer targets of shape (N, T), each in 0..V-1.
     mask: shape (N, T), boolean or 0/1; only steps where it is true count.
     Returns (loss, dx): a float and the gradient with respect to x, shape (N, T, V).
+    Where mask is all false the loss is 0 and dx is zero.
+    Numerically stable: finite and accurate for scores of +-1000.
+    The arguments are read-only: do not modify x, y or mask.
     """
     N, T, V = x.shape
     # BEGIN SOLUTION
@@ -394,7 +411,10 @@ def clip_grad_norm(grads, max_norm):
 
     grads: dict of name -> array.
     max_norm: positive float.
-    Returns a new dict with the same keys; the input arrays are left unchanged.
+    Returns a new dict with the same keys. If the global norm is at most max_norm, the
+    gradients are returned unchanged; otherwise every array is multiplied by the same factor
+    max_norm / global norm. The arguments are read-only: the input dict and its arrays are
+    left unchanged.
     """
     # BEGIN SOLUTION
     total_norm = np.sqrt(sum(np.sum(g * g) for g in grads.values()))
@@ -440,7 +460,9 @@ class RNNLanguageModel:
 
     vocab_size V, wordvec_dim D, hidden_dim H: the sizes of the model.
     null_idx: the padding index; steps whose target is null_idx do not count.
-    seed: seed of np.random.default_rng used for the initial parameters.
+    seed: seed of np.random.default_rng used for the initial parameters (the same seed gives
+    the same parameters).
+    loss(seqs) does not modify seqs or self.params.
     """
 
     def __init__(self, vocab_size, wordvec_dim, hidden_dim, null_idx=0, seed=None):

@@ -14,6 +14,8 @@ from autograder.checks import (CheckFailure, assert_close, assert_gradient, asse
 
 STEP_NAMES = ("dx", "dprev_h", "dWx", "dWh", "db")
 RNN_NAMES = ("dx", "dh0", "dWx", "dWh", "db")
+STEP_ARGS = ("x", "prev_h", "Wx", "Wh", "b")
+RNN_ARGS = ("x", "h0", "Wx", "Wh", "b")
 
 
 def rnn_params(rng, D=4, H=5):
@@ -53,6 +55,106 @@ def reference_vjp_error(reference, forward, backward, args, dout, count):
                for i, g in enumerate(grads))
 
 
+# ---- gates: nothing for nothing ---------------------------------------------------------------
+# A function that does nothing (returns zeros, a constant, or its own input) also has some of
+# the properties tested below: it leaves its arguments alone, its zero backward agrees with the
+# zero numerical gradient of its zero forward, it returns 0 when nothing is counted. Such a test
+# pays only when the function passes a gate in the same test: its result is not degenerate
+# where the reference's is not (require_computes), or, for a numerical-gradient check, the
+# forward depends on the input and the backward is not zero where the reference's are not
+# (require_gradient_computes). Each test's docstring comment names its gate.
+
+GATE = "this property is checked only for a function that computes something"
+
+
+def _leaves(value):
+    """The arrays and numbers of a result, in a fixed order (tuples, lists and dicts opened)."""
+    if isinstance(value, (tuple, list)):
+        return [leaf for v in value for leaf in _leaves(v)]
+    if isinstance(value, dict):
+        return [leaf for k in sorted(value, key=str) for leaf in _leaves(value[k])]
+    return [value]
+
+
+def _numeric(leaf):
+    return type(leaf) is np.ndarray and leaf.dtype.kind in "fiub" or (
+        not isinstance(leaf, bool) and isinstance(leaf, (int, float, np.number)))
+
+
+def _same_structure(value, expected) -> bool:
+    if isinstance(expected, (tuple, list)):
+        return (type(value) is type(expected) and len(value) == len(expected)
+                and all(_same_structure(v, e) for v, e in zip(value, expected, strict=True)))
+    if isinstance(expected, dict):
+        return (type(value) is dict and sorted(value, key=str) == sorted(expected, key=str)
+                and all(_same_structure(value[k], expected[k]) for k in expected))
+    if isinstance(expected, np.ndarray) and expected.ndim > 0:
+        return type(value) is np.ndarray and value.shape == expected.shape
+    return _numeric(value) or type(value) is np.ndarray and value.size == 1
+
+
+def _constant(leaves):
+    """The one number every entry of every leaf equals, or None."""
+    values = [np.asarray(leaf, dtype=np.float64).ravel() for leaf in leaves]
+    values = [v for v in values if v.size]
+    if not values:
+        return None
+    first = values[0][0]
+    return float(first) if all(np.all(v == first) for v in values) else None
+
+
+def _equal(a, b) -> bool:
+    if not _same_structure(a, b):
+        return False
+    return all(np.array_equal(np.asarray(x), np.asarray(y))
+               for x, y in zip(_leaves(a), _leaves(b), strict=True))
+
+
+def require_computes(value, expected, what, *, inputs=None):
+    """The gate of a property that a do-nothing function has too.
+
+    ``value`` is the student's result of the call the test is about, ``expected`` the
+    reference's on the same arguments. Raises CheckFailure when ``value`` is one of the
+    arguments in ``inputs`` returned unchanged, is not of the reference's form, or is all
+    zeros / one constant where the reference's is not.
+    """
+    for name, given in (inputs or {}).items():
+        if _equal(value, given) and not _equal(expected, given):
+            raise CheckFailure(f"{what}: {GATE}; yours returned its argument {name} unchanged",
+                               what=what)
+    if not _same_structure(value, expected):
+        if _numeric(value) and not _numeric(expected):
+            got = f"the constant {value!r}"
+        else:
+            got = f"a {type(value).__name__}, not a result of the expected form"
+        raise CheckFailure(f"{what}: {GATE}; yours returned {got}", what=what)
+    got, want = _constant(_leaves(value)), _constant(_leaves(expected))
+    if got is not None and want is None:
+        kind = "zeros" if got == 0 else f"the constant {got:g} everywhere"
+        raise CheckFailure(f"{what}: {GATE}; yours returned {kind}", what=what)
+
+
+def require_gradient_computes(analytic, numeric, expected, what, forward, arg):
+    """The gate of a numerical-gradient check against the student's own forward.
+
+    Zero gradients agree with the numerical gradient of a forward that ignores its input, so
+    the check pays only when the forward changes when ``arg`` changes (its numerical gradient
+    is not zero) and the analytic gradient is not all zeros, wherever the reference's
+    gradient ``expected`` is not zero.
+    """
+    expected = np.asarray(expected, dtype=np.float64)
+    scale = float(np.linalg.norm(expected))
+    if scale == 0.0:
+        return
+    if float(np.linalg.norm(numeric)) <= 1e-8 * scale:
+        raise CheckFailure(
+            f"{what}: {GATE}; your {forward} does not change when {arg} changes (its numerical "
+            f"gradient is zero), while the correct one does", what=what)
+    if type(analytic) is np.ndarray and analytic.shape == expected.shape and \
+            not np.any(analytic):
+        raise CheckFailure(f"{what}: {GATE}; yours returned zeros", what=what)
+
+
 # ---- one step -------------------------------------------------------------------------------
 
 @pytest.mark.points(3)
@@ -84,14 +186,19 @@ def test_rnn_step_backward_matches_reference(student, reference, rng, partial):
 @pytest.mark.covers("rnn_step_backward")
 def test_rnn_step_backward_numerical(student, reference, rng, partial):
     """rnn_step_backward: agrees with numerical gradients of your rnn_step_forward"""
+    # Gate (require_gradient_computes), per gradient: your rnn_step_forward changes when that
+    # argument changes and your gradient is not all zeros, as the reference's.
     args = step_inputs(rng)
     dnext = rng.standard_normal((3, 5))
     tol = gradient_tolerance(reference_vjp_error(reference, "rnn_step_forward",
                                                  "rnn_step_backward", args, dnext, 5))
+    expected = backward_of(reference, "rnn_step_forward", "rnn_step_backward", args, dnext, 5)
     grads = backward_of(student, "rnn_step_forward", "rnn_step_backward", args, dnext, 5)
     for i, (name, got) in enumerate(zip(STEP_NAMES, grads, strict=True)):
         with partial.part(name):
             numeric = numeric_vjp(first(student, "rnn_step_forward"), list(args), i, dnext)
+            require_gradient_computes(got, numeric, expected[i], f"rnn_step_backward {name}",
+                                      "rnn_step_forward", STEP_ARGS[i])
             assert_gradient(got, numeric, f"rnn_step_backward {name}", tol=tol,
                             inputs=dict(x=args[0], prev_h=args[1], dnext_h=dnext))
 
@@ -129,14 +236,19 @@ def test_rnn_backward_matches_reference(student, reference, rng, partial):
 @pytest.mark.covers("rnn_backward")
 def test_rnn_backward_numerical(student, reference, rng, partial):
     """rnn_backward: agrees with numerical gradients of your rnn_forward (T = 10, dh0 too)"""
+    # Gate (require_gradient_computes), per gradient: your rnn_forward changes when that
+    # argument changes and your gradient is not all zeros, as the reference's.
     args = rnn_inputs(rng, N=2)
     dh = rng.standard_normal((2, 10, 5))
     tol = gradient_tolerance(reference_vjp_error(reference, "rnn_forward", "rnn_backward",
                                                  args, dh, 5))
+    expected = backward_of(reference, "rnn_forward", "rnn_backward", args, dh, 5)
     grads = backward_of(student, "rnn_forward", "rnn_backward", args, dh, 5)
     for i, (name, got) in enumerate(zip(RNN_NAMES, grads, strict=True)):
         with partial.part(name):
             numeric = numeric_vjp(first(student, "rnn_forward"), list(args), i, dh)
+            require_gradient_computes(got, numeric, expected[i], f"rnn_backward {name}",
+                                      "rnn_forward", RNN_ARGS[i])
             assert_gradient(got, numeric, f"rnn_backward {name}", tol=tol,
                             inputs=dict(x=args[0], h0=args[1], dh=dh))
 
@@ -184,18 +296,23 @@ def test_word_embedding_forward_values(student, reference, rng):
 @pytest.mark.covers("word_embedding_backward")
 def test_word_embedding_backward_repeated_indices(student, reference, rng, partial):
     """word_embedding_backward: gradients of words that appear several times add up"""
+    # Gate of the numerical part (require_gradient_computes): your word_embedding_forward
+    # changes when W changes and your dW is not all zeros, as the reference's.
     x, W = embedding_inputs(rng)
     dout = rng.standard_normal((3, 4, 3))
     inputs = dict(x=x, W=W, dout=dout)
     _, cache = expect_tuple(student.word_embedding_forward(x, W), 2, "word_embedding_forward")
     dW = student.word_embedding_backward(dout, cache)
+    _, ref_cache = reference.word_embedding_forward(x, W)
+    ref_dW = reference.word_embedding_backward(dout, ref_cache)
     with partial.part("against the reference", 2):
-        _, ref_cache = reference.word_embedding_forward(x, W)
-        assert_close(dW, reference.word_embedding_backward(dout, ref_cache),
+        assert_close(dW, ref_dW,
                      "word_embedding_backward dW (word 3 appears 5 times, word 1 three times)",
                      inputs=inputs)
     with partial.part("numerical gradient"):
         numeric = numeric_vjp(lambda w: student.word_embedding_forward(x, w)[0], [W], 0, dout)
+        require_gradient_computes(dW, numeric, ref_dW, "word_embedding_backward dW",
+                                  "word_embedding_forward", "W")
         assert_gradient(dW, numeric, "word_embedding_backward dW", tol=1e-7, inputs=inputs)
 
 
@@ -264,23 +381,29 @@ def test_temporal_softmax_loss_matches_reference(student, reference, rng, partia
 @pytest.mark.covers("temporal_softmax_loss")
 def test_temporal_softmax_loss_numerical(student, reference, rng):
     """temporal_softmax_loss: dx agrees with the numerical gradient of your loss (mixed mask)"""
+    # Gate (require_gradient_computes): your loss changes when x changes and your dx is not
+    # all zeros, as the reference's.
     x, y, mask = loss_inputs(rng, N=2, T=5, V=4)
     mask = mask[:2]
+    ref_dx = reference.temporal_softmax_loss(x, y, mask)[1]
     ref_err = norm_error(
-        reference.temporal_softmax_loss(x, y, mask)[1],
-        numeric_gradient(lambda v: reference.temporal_softmax_loss(v, y, mask)[0], x))
+        ref_dx, numeric_gradient(lambda v: reference.temporal_softmax_loss(v, y, mask)[0], x))
     _, dx = expect_tuple(student.temporal_softmax_loss(x, y, mask), 2, "temporal_softmax_loss")
     numeric = numeric_gradient(
         lambda v: expect_scalar(student.temporal_softmax_loss(v, y, mask)[0],
                                 "temporal_softmax_loss loss"), x)
+    require_gradient_computes(dx, numeric, ref_dx, "temporal_softmax_loss dx",
+                              "temporal_softmax_loss loss", "x")
     assert_gradient(dx, numeric, "temporal_softmax_loss dx", tol=gradient_tolerance(ref_err),
                     inputs=dict(x=x, y=y, mask=mask))
 
 
 @pytest.mark.points(3)
 @pytest.mark.covers("temporal_softmax_loss")
-def test_temporal_softmax_loss_uniform_scores(student, rng, partial):
+def test_temporal_softmax_loss_uniform_scores(student, reference, rng, partial):
     """temporal_softmax_loss: equal scores cost log(V) per counted step, divided by N"""
+    # Gate of "nothing counted" (a function returning zeros has it): with 14 counted steps on
+    # the same scores, your (loss, dx) is not zeros, a constant or x (require_computes).
     N, T, V = 4, 6, 5
     x = np.zeros((N, T, V))
     y = rng.integers(0, V, size=(N, T))
@@ -295,6 +418,9 @@ def test_temporal_softmax_loss_uniform_scores(student, rng, partial):
                      f"temporal_softmax_loss of zero scores with 14 counted steps out of "
                      f"{N * T}, N = {N}: expected log({V}) * 14 / {N}")
     with partial.part("nothing counted"):
+        require_computes(student.temporal_softmax_loss(x, y, mask),
+                         reference.temporal_softmax_loss(x, y, mask),
+                         "temporal_softmax_loss with 14 counted steps", inputs=dict(x=x))
         nothing = np.zeros((N, T), dtype=bool)
         loss, dx = expect_tuple(student.temporal_softmax_loss(x, y, nothing), 2,
                                 "temporal_softmax_loss")
@@ -357,10 +483,17 @@ def test_clip_grad_norm_above(student, rng, partial):
 
 @pytest.mark.points(2)
 @pytest.mark.covers("clip_grad_norm")
-def test_clip_grad_norm_below(student, rng):
+def test_clip_grad_norm_below(student, reference, rng):
     """clip_grad_norm: gradients whose global norm is below max_norm are unchanged"""
+    # Gate (returning the input has this property): on gradients of global norm ~ 20 above
+    # the same max_norm, your result is not the input, zeros or a constant (require_computes).
     grads = gradient_dict(rng, 0.1)  # global norm ~ 0.7
+    large = gradient_dict(rng, 3.0)
     max_norm = 3.0
+    require_computes(student.clip_grad_norm(large, max_norm),
+                     reference.clip_grad_norm(large, max_norm),
+                     f"clip_grad_norm of gradients with global norm {global_norm(large):.3g} "
+                     f"above max_norm={max_norm}", inputs=dict(grads=large))
     clipped = expect_grad_dict(student.clip_grad_norm(grads, max_norm), grads, "clip_grad_norm")
     for key in sorted(grads):
         assert_close(clipped[key], grads[key],
@@ -370,10 +503,14 @@ def test_clip_grad_norm_below(student, rng):
 
 @pytest.mark.points(1)
 @pytest.mark.covers("clip_grad_norm")
-def test_clip_grad_norm_does_not_mutate(student, rng):
+def test_clip_grad_norm_does_not_mutate(student, reference, rng):
     """clip_grad_norm: the arrays passed in are left unchanged"""
+    # Gate (a function that does nothing leaves its input alone): the result of the same call
+    # is not the input, zeros or a constant (require_computes).
     grads = gradient_dict(rng, 3.0)
-    _, args, _ = student.clip_grad_norm.call_returning_args(grads, 1.0)
+    result, args, _ = student.clip_grad_norm.call_returning_args(grads, 1.0)
+    require_computes(result, reference.clip_grad_norm(grads, 1.0), "clip_grad_norm",
+                     inputs=dict(grads=grads))
     after = args[0] if type(args[0]) is dict else {}
     assert_not_mutated(grads, after, "clip_grad_norm")
 
@@ -382,23 +519,33 @@ def test_clip_grad_norm_does_not_mutate(student, rng):
 
 @pytest.mark.points(2)
 @pytest.mark.covers("rnn_backward", "temporal_softmax_loss", "word_embedding_backward")
-def test_layers_do_not_mutate_inputs(student, rng, partial):
+def test_layers_do_not_mutate_inputs(student, reference, rng, partial):
     """layers: rnn_backward, temporal_softmax_loss and word_embedding_backward keep their inputs"""
+    # Gate, per part (a function that does nothing leaves its inputs alone): the result of the
+    # same call is not its input, zeros or a constant where the reference's result on the same
+    # inputs is not (require_computes).
     with partial.part("rnn_backward"):
         args = rnn_inputs(rng, T=4)
         _, cache = expect_tuple(student.rnn_forward(*args), 2, "rnn_forward")
         dh = rng.standard_normal((3, 4, 5))
-        _, after, _ = student.rnn_backward.call_returning_args(dh, cache)
+        result, after, _ = student.rnn_backward.call_returning_args(dh, cache)
+        require_computes(result, reference.rnn_backward(dh, reference.rnn_forward(*args)[1]),
+                         "rnn_backward", inputs=dict(dh=dh))
         assert_not_mutated({"dh": dh}, {"dh": after[0]}, "rnn_backward")
     with partial.part("temporal_softmax_loss"):
         x, y, mask = loss_inputs(rng)
-        _, after, _ = student.temporal_softmax_loss.call_returning_args(x, y, mask)
+        result, after, _ = student.temporal_softmax_loss.call_returning_args(x, y, mask)
+        require_computes(result, reference.temporal_softmax_loss(x, y, mask),
+                         "temporal_softmax_loss", inputs=dict(x=x))
         assert_not_mutated({"x": x}, {"x": after[0]}, "temporal_softmax_loss")
     with partial.part("word_embedding_backward"):
         x, W = embedding_inputs(rng)
         _, cache = expect_tuple(student.word_embedding_forward(x, W), 2, "word_embedding_forward")
         dout = rng.standard_normal((3, 4, 3))
-        _, after, _ = student.word_embedding_backward.call_returning_args(dout, cache)
+        result, after, _ = student.word_embedding_backward.call_returning_args(dout, cache)
+        require_computes(result, reference.word_embedding_backward(
+                             dout, reference.word_embedding_forward(x, W)[1]),
+                         "word_embedding_backward", inputs=dict(dout=dout))
         assert_not_mutated({"dout": dout}, {"dout": after[0]}, "word_embedding_backward")
 
 
@@ -505,12 +652,15 @@ def test_lm_loss_other_null_idx(student, reference, rng):
 
 @pytest.mark.points(4)
 @pytest.mark.covers("RNNLanguageModel")
-def test_lm_numerical_gradients(student, rng, partial):
+def test_lm_numerical_gradients(student, reference, rng, partial):
     """RNNLanguageModel: gradients agree with numerical gradients of your loss"""
+    # Gate (require_gradient_computes), per parameter: your loss changes when that parameter
+    # changes and your gradient is not all zeros, as the reference's.
     params = lm_params(rng)
     seqs = padded_seqs()
     model = make_lm(student, params)
     _, grads = expect_tuple(model.loss(seqs), 2, "RNNLanguageModel.loss")
+    _, ref_grads = make_lm(reference, params).loss(seqs)
     if type(grads) is not dict:
         raise CheckFailure(f"the gradients should be a dict, got {type(grads).__name__}")
     for key in LM_KEYS:
@@ -520,6 +670,9 @@ def test_lm_numerical_gradients(student, rng, partial):
                 return expect_scalar(model.loss(seqs)[0], "RNNLanguageModel loss")
 
             numeric = numeric_gradient(loss_at, params[key])
+            require_gradient_computes(grads.get(key), numeric, ref_grads[key],
+                                      f"RNNLanguageModel grads[{key!r}]",
+                                      "RNNLanguageModel.loss", f"params[{key!r}]")
             assert_gradient(grads.get(key), numeric, f"RNNLanguageModel grads[{key!r}]",
                             tol=1e-6, inputs=dict(seqs=seqs))
 
