@@ -50,6 +50,9 @@ class Assignment:
     # into the worker's working directory before the notebook loads, and shipped in the student
     # release and the Gradescope zip.
     files: list[str] = field(default_factory=list)
+    # Packages the notebook needs besides dlgrade's own (PEP 508, "pandas>=2"): installed by
+    # the Gradescope setup, checked before grading.
+    requirements: list[str] = field(default_factory=list)
 
     @property
     def tests_dir(self) -> Path:
@@ -79,6 +82,31 @@ class Assignment:
                                       "assignment.toml")
             found.append((rel.as_posix(), path))
         return found
+
+    def missing_requirements(self) -> list[str]:
+        """The requirements this environment does not satisfy (not installed, or another
+        version), as written in assignment.toml."""
+        from importlib.metadata import PackageNotFoundError, version
+
+        from packaging.requirements import InvalidRequirement, Requirement
+
+        missing = []
+        for text in self.requirements:
+            try:
+                requirement = Requirement(text)
+            except InvalidRequirement:
+                raise AssignmentError(f"{self.name}: requirements entry {text!r} is not a "
+                                      "package requirement (e.g. \"pandas>=2\")") from None
+            if requirement.marker is not None and not requirement.marker.evaluate():
+                continue
+            try:
+                installed = version(requirement.name)
+            except PackageNotFoundError:
+                missing.append(text)
+                continue
+            if requirement.specifier and not requirement.specifier.contains(installed, True):
+                missing.append(f"{text} (installed: {installed})")
+        return missing
 
     @property
     def secret_paths(self) -> list[Path]:

@@ -128,6 +128,13 @@ def _grade_notebook(path: Path, assignment: Assignment, *, device: str = "cpu",
     hide += package_paths(assignment.forbidden_imports)
     try:
         files = assignment.public_files()
+        missing = assignment.missing_requirements()
+        if missing:
+            raise AssignmentError(
+                f"{assignment.name} needs packages this grader does not have: "
+                f"{', '.join(missing)}. Install them into the grader's environment "
+                f"(pip install {' '.join(repr(m.split(' (')[0]) for m in missing)}); a "
+                "Gradescope zip from `dlgrade release` installs them itself.")
     except AssignmentError as exc:
         message = f"GRADER ERROR (not a problem with your submission; please tell the " \
                   f"instructor): {exc}"

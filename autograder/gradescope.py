@@ -217,6 +217,12 @@ umask 022
 "$VENV/bin/pip" install --no-cache-dir -q --upgrade pip
 # shellcheck disable=SC2086
 "$VENV/bin/pip" install --no-cache-dir -q $PIP_ARGS -c "$SOURCE/constraints.txt" "$SOURCE"
+# The assignment's own packages (requirements in assignment.toml).
+if [ -s "$SOURCE/requirements.txt" ]; then
+    # shellcheck disable=SC2086
+    "$VENV/bin/pip" install --no-cache-dir -q $PIP_ARGS -c "$SOURCE/constraints.txt" \
+        -r "$SOURCE/requirements.txt"
+fi
 chmod -R a+rX "$VENV"
 
 # Hidden tests and the master solution: root only. The grader refuses to grade when the

@@ -499,7 +499,8 @@ def run_public_cases(impl, cases) -> None:
 
 QUESTION_KEYS = {"name", "points", "all_or_nothing"}
 TEST_KEYS = {"hidden", "points", "success_message", "failure_message"}
-ASSIGNMENT_KEYS = {"name", "seed", "tests", "generate", "files", "student_files"}
+ASSIGNMENT_KEYS = {"name", "seed", "tests", "generate", "files", "student_files",
+                   "requirements"}
 # Assignment keys about otter's own packaging: nothing to convert, but still listed.
 OTTER_ONLY_KEYS = {"init_cell", "check_all_cell", "export_cell", "run_tests", "solutions_pdf",
                    "template_pdf", "show_question_points", "runs_on", "python_version",
@@ -582,6 +583,9 @@ class Conversion:
     # The master's imports, {"np": "numpy", "sqrt": "math:sqrt"}: doctest cases see these
     # names as the grader's own modules, whatever the notebook binds to them.
     modules: dict = field(default_factory=dict)
+    # otter's `requirements`: a list, or a file beside the master (read by import_otter)
+    requirements: list[str] = field(default_factory=list)
+    requirements_file: str = ""
 
     @property
     def total_points(self) -> float:
@@ -1073,7 +1077,7 @@ def convert(nb, name: str, *, mode: str = "auto") -> Conversion:
         if generate.get("show_hidden"):
             hidden_visibility = "after_published"
         for key in generate:
-            if key != "show_hidden":
+            if key not in ("show_hidden", "seed"):
                 line_no, line = _key_lines(config_lines, key)
                 notes.append(Note(f"cell {config_cell}, line {line_no}", line,
                                   f"generate key `{key}` is not converted: ignored"))
@@ -1086,7 +1090,10 @@ def convert(nb, name: str, *, mode: str = "auto") -> Conversion:
             notes.append(Note(f"cell {q.cell}", f"name: {q.name}",
                               "question without test cases: nothing to grade"))
 
-    prefix, seed_variable = _seed_prefix(config.get("seed"), notes, config_lines, config_cell)
+    seed = config.get("seed")
+    if seed is None and isinstance(generate, dict):
+        seed = generate.get("seed")  # the older place of otter's intercell seed
+    prefix, seed_variable = _seed_prefix(seed, notes, config_lines, config_cell)
     if seed_variable.get("student_value") is not None:
         pattern = re.compile(rf"^(\s*){re.escape(seed_variable['variable'])}\s*=\s*.*$")
         for cell in cells_out:
@@ -1135,6 +1142,15 @@ def convert(nb, name: str, *, mode: str = "auto") -> Conversion:
                       cell_prefix=prefix, hidden_visibility=hidden_visibility,
                       title=str(config.get("name") or name), files=files)
     conv.modules = master_imports(master)
+    requirements = config.get("requirements")
+    if isinstance(requirements, str):
+        conv.requirements_file = requirements
+    elif isinstance(requirements, list) and all(isinstance(r, str) for r in requirements):
+        conv.requirements = list(requirements)
+    elif requirements is not None:
+        line_no, line = _key_lines(config_lines, "requirements")
+        notes.append(Note(f"cell {config_cell}, line {line_no}", line,
+                          "`requirements` is neither a file nor a list of packages: ignored"))
     if mode == "auto":
         conv.mode, conv.mode_reason = _choose_mode(master, questions)
     else:
@@ -1334,7 +1350,24 @@ def render_toml(conv: Conversion, master_rel: str, case_time_limit: float,
     if files:
         lines += ["# otter's files and student_files: in the worker's working directory",
                   f"files = [{', '.join(_toml_str(f) for f in files)}]"]
+    if conv.requirements:
+        lines += ["# otter's requirements: installed by the Gradescope setup, checked when grading",
+                  f"requirements = [{', '.join(_toml_str(r) for r in conv.requirements)}]"]
     return "\n".join(lines) + "\n"
+
+
+def read_requirements(path: Path) -> list[str]:
+    """The package lines of a requirements file (comments, blank lines and pip options are
+    not packages)."""
+    if not path.is_file():
+        raise OtterImportError(f"requirements file {path} does not exist (copy it beside the "
+                               "master notebook)")
+    found = []
+    for line in path.read_text().splitlines():
+        line = line.split(" #")[0].strip()
+        if line and not line.startswith(("#", "-")):
+            found.append(line)
+    return found
 
 
 def copy_files(conv: Conversion, source: Path, out: Path) -> list[str]:
@@ -1426,6 +1459,8 @@ def import_otter(master_path: Path, out: Path, *, name: str | None = None, mode:
         render_tests(conv, master_path.name, case_time_limit))
     (out / "public_checks.py").write_text(render_public_checks(conv))
     files = copy_files(conv, master_path.parent, out)
+    if conv.requirements_file:
+        conv.requirements += read_requirements(master_path.parent / conv.requirements_file)
     (out / "assignment.toml").write_text(render_toml(conv, master_rel, case_time_limit, files))
     mutants = out / "mutants.py"
     if not mutants.exists():  # the instructor's own, kept across re-imports

@@ -234,6 +234,9 @@ def autograder_zip_members(assignment) -> list[tuple[str, bytes, int]]:
         members.append((f"assignments/{assignment.name}/{rel.as_posix()}", path.read_bytes(),
                         0o644))
     members.append((f"solutions/{assignment.name}.ipynb", assignment.master.read_bytes(), 0o644))
+    # setup.sh installs these next to dlgrade (an assignment's own packages)
+    members.append(("requirements.txt",
+                    "".join(f"{r}\n" for r in assignment.requirements).encode(), 0o644))
     return members
 
 

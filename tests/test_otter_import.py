@@ -219,8 +219,8 @@ def test_what_cannot_be_converted_is_reported_line_by_line():
         *question("m", "def f(): return 1", [shown("%time f()", "1"), shown("f()", "1")]))
     conv = convert(nb, "rep")
     notes = {(n.where, n.what.split(":")[0]) for n in conv.notes if not n.converted}
-    assert ("cell 1, line 2", "ASSIGNMENT CONFIG key `requirements` is not converted "
-            "(dlgrade has no equivalent here)") in notes
+    assert not any("requirements" in what for _, what in notes)  # converted (a file here)
+    assert conv.requirements_file == "requirements.txt"
     assert any(w == "cell 1, line 3" and "init_cell" in what for w, what in notes)
     assert any("manually graded question" in n.what and n.where == "cell 2, line 3"
                for n in conv.notes)
@@ -570,3 +570,34 @@ def test_a_forged_doctest_earns_nothing(tmp_path, forged, cheat):
     assert sorted(got) == ["q1: hidden tests", "q1: public tests", "q2: public tests"]
     assert got["q1: public tests"][0] == got["q1: hidden tests"][0] == 0, run.results.output
     assert got["q2: public tests"] == (1, 1), run.results.output
+
+
+def test_generate_seed_is_otters_intercell_seed():
+    nb = master_nb(new_raw_cell("# ASSIGNMENT CONFIG\ngenerate:\n  seed: 11\n  show_hidden: false"),
+                   *question("q", "def f():\n    return 1", [shown("f()", "1")]))
+    conv = convert(nb, "seeded")
+    assert conv.cell_prefix == ('__import__("numpy").random.seed(11); '
+                                '__import__("random").seed(11)')
+    assert not [n for n in conv.notes if not n.converted and "seed" in n.text]
+
+
+def test_requirements_reach_assignment_toml_and_are_checked(tmp_path):
+    """otter's requirements (a file beside the master) become the assignment's; grading where
+    one is missing is a grader error naming it, with results.json written."""
+    source = tmp_path / "course"
+    source.mkdir()
+    (source / "requirements.txt").write_text("# the course's packages\nnumpy>=1\n"
+                                              "dlgrade-no-such-package==1.0\n")
+    master = master_nb(new_raw_cell("# ASSIGNMENT CONFIG\nrequirements: requirements.txt"),
+                       *question("q", "def f():\n    # BEGIN SOLUTION\n    return 1\n"
+                                      "    # END SOLUTION", [shown("f()", "1")]))
+    result = import_otter(write(master, source / "req.ipynb"), tmp_path / "req")
+    toml = (tmp_path / "req" / "assignment.toml").read_text()
+    assert 'requirements = ["numpy>=1", "dlgrade-no-such-package==1.0"]' in toml
+    assert result.master_score is None or result.master_score[0] == 0
+    assignment = load_assignment(str(tmp_path / "req"))
+    assert assignment.missing_requirements() == ["dlgrade-no-such-package==1.0"]
+    run = grade_notebook(assignment.master, assignment)
+    assert run.grader_error and run.results.tests == []
+    assert "needs packages this grader does not have: dlgrade-no-such-package==1.0" in \
+        run.results.output
