@@ -53,12 +53,14 @@ def run_tests(assignment: Assignment, plugin: GradingPlugin, quiet: bool = True,
 def to_results(outcomes: list[Outcome], *, execution_time: float, output: str) -> Results:
     tests = []
     for number, o in enumerate(outcomes, start=1):
-        score = round(o.points * o.fraction, 4)
+        # Full marks are the points exactly (2/3 of a point shows as its max, not 0.6667);
+        # otherwise 10 digits hide float noise and nothing else.
+        score = o.points if o.fraction >= 1.0 else round(o.points * o.fraction, 10)
         tests.append(TestResult(
             name=o.name, number=str(number), score=score, max_score=o.points,
             status="passed" if o.fraction >= 1.0 else "failed",
             output=o.message, visibility=o.visibility, tags=o.tags))
-    return Results(score=round(sum(t.score for t in tests), 4), execution_time=execution_time,
+    return Results(score=round(sum(t.score for t in tests), 10), execution_time=execution_time,
                    output=output, tests=tests)
 
 

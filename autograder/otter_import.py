@@ -658,7 +658,7 @@ def _convert_solution_cell(lines: list[str], number: int, notes: list[Note],
     """
     out: list[str] = []
     indent = ""
-    inside_solution = inside_ignore = False
+    inside_solution = inside_ignore = inside_prompt = False
     pending: list[str] = []  # consecutive one-line solutions, merged into one block
     pending_indent = ""
 
@@ -693,11 +693,21 @@ def _convert_solution_cell(lines: list[str], number: int, notes: list[Note],
                                            "notebook (only the `seed` config seeds graded "
                                            "notebooks)", converted=True))
             continue
-        if strip_markers and stripped.endswith(("# BEGIN PROMPT", "# END PROMPT")):
+        if inside_prompt:
+            if stripped.endswith("# END PROMPT"):
+                inside_prompt = False
+            else:
+                text = line.replace('"""', "").rstrip()
+                prompt_indent = text[:len(text) - len(text.lstrip())]
+                out.append(f"{prompt_indent}# {text.strip()}".rstrip())
+            continue
+        if strip_markers and stripped.endswith("# BEGIN PROMPT"):
+            # otter shows the prompt to students in place of the solution; as comments it
+            # stays visible in both notebooks without becoming a dead string in the master.
             flush()
-            notes.append(Note(where, line, "in-cell PROMPT marker: kept as written (the prompt "
-                                           "text stays in the master and the student notebook)"))
-            out.append(line)
+            inside_prompt = True
+            notes.append(Note(where, line, "in-cell PROMPT block: kept as comments",
+                              converted=True))
             continue
         if otter_line.match(line) and not inside_solution:
             flush()
@@ -1011,8 +1021,10 @@ def convert(nb, name: str, *, mode: str = "auto") -> Conversion:
                 for key in qconfig:
                     if key not in QUESTION_KEYS:
                         line_no, line = _key_lines(lines, key)
+                        if key == "manual" and not qconfig[key]:
+                            continue  # `manual: false` is the default: autograded
                         what = ("manually graded question: not autograded, left to the "
-                                "instructor" if key == "manual" and qconfig[key] else
+                                "instructor" if key == "manual" else
                                 f"question key `{key}` is not supported: ignored")
                         notes.append(Note(f"{where}, line {line_no}", line, what))
                 questions.append(question)

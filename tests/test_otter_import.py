@@ -601,3 +601,27 @@ def test_requirements_reach_assignment_toml_and_are_checked(tmp_path):
     assert run.grader_error and run.results.tests == []
     assert "needs packages this grader does not have: dlgrade-no-such-package==1.0" in \
         run.results.output
+
+
+def test_in_cell_prompt_blocks_and_manual_false():
+    """A `\"\"\" # BEGIN PROMPT` block becomes comments (no dead string left in the master), and
+    `manual: false`, otter's default, is no unsupported key."""
+    nb = master_nb(*question(
+        "q", 'def f():\n    """ # BEGIN PROMPT\n    Return the answer.\n    """ # END PROMPT\n'
+             "    # BEGIN SOLUTION\n    return 1\n    # END SOLUTION",
+        [shown("f()", "1")], "manual: false"))
+    conv = convert(nb, "prompt")
+    code = "\n".join(c.source for c in conv.master.cells if c.cell_type == "code")
+    assert "    # Return the answer." in code and '"""' not in code
+    assert not [n for n in conv.notes if not n.converted], conv.notes
+
+
+def test_partial_scores_are_not_rounded_below_their_maximum():
+    from autograder.grade import to_results
+    from autograder.plugin import Outcome
+
+    outcomes = [Outcome("a", "a", 2 / 3, 1.0, "", "visible", []),
+                Outcome("b", "b", 1.0, 1 / 3, "", "visible", [])]
+    results = to_results(outcomes, execution_time=0.0, output="")
+    assert results.tests[0].score == results.tests[0].max_score == 2 / 3
+    assert results.tests[1].score == round(1 / 3, 10)
