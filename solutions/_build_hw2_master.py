@@ -48,9 +48,10 @@ Images are stored as `(N, C, H, W)`: batch, channels, height, width. Everything 
 
 Replace each `raise NotImplementedError` under `# TODO: your code here` with your code and run
 the `check("name")` cell after it. The public checks use small hand-computed cases,
-invariants and numerical gradients; the grader runs more thorough hidden tests. Only the
-function and class definitions of this notebook are graded: your experiments in other cells
-are ignored.
+invariants and numerical gradients; the grader runs more thorough hidden tests. Grading runs
+this notebook's definitions: imports, functions, classes, and the module-level values they use
+(such as `EPS = 1e-8`), in notebook order. Top-level training loops, plots and prints that
+nothing reads are not run, so your experiments cost nothing.
 """
 
 IMPORTS = """
@@ -146,6 +147,7 @@ def conv_forward_naive(x, w, b, conv_param):
     b: biases of shape (F,).
     conv_param: dict with 'stride' (step between windows) and 'pad' (zeros added on each side).
     Returns (out, cache): out of shape (N, F, Ho, Wo) and cache = (x, w, b, conv_param).
+    Leaves its arguments unmodified: x, w, b and conv_param are read-only.
     """
     stride, pad = conv_param["stride"], conv_param["pad"]
     N, C, H, W = x.shape
@@ -194,6 +196,7 @@ def conv_backward_naive(dout, cache):
     dout: upstream gradient of shape (N, F, Ho, Wo).
     cache: (x, w, b, conv_param) as returned by conv_forward_naive.
     Returns (dx, dw, db) with the shapes of x, w and b.
+    Leaves its arguments unmodified: dout and the cache (with the arrays in it) are read-only.
     """
     x, w, b, conv_param = cache
     stride, pad = conv_param["stride"], conv_param["pad"]
@@ -247,6 +250,7 @@ def max_pool_forward_naive(x, pool_param):
     x: input of shape (N, C, H, W).
     pool_param: dict with 'pool_height', 'pool_width' and 'stride'.
     Returns (out, cache): out of shape (N, C, Ho, Wo) and cache = (x, pool_param).
+    Leaves its arguments unmodified: x and pool_param are read-only.
     """
     ph, pw, stride = pool_param["pool_height"], pool_param["pool_width"], pool_param["stride"]
     N, C, H, W = x.shape
@@ -286,6 +290,7 @@ def max_pool_backward_naive(dout, cache):
     dout: upstream gradient of shape (N, C, Ho, Wo).
     cache: (x, pool_param) as returned by max_pool_forward_naive.
     Returns dx, the gradient with respect to x, of shape (N, C, H, W).
+    Leaves its arguments unmodified: dout and the cache (with x in it) are read-only.
     """
     x, pool_param = cache
     ph, pw, stride = pool_param["pool_height"], pool_param["pool_width"], pool_param["stride"]
@@ -339,6 +344,7 @@ def conv_forward_fast(x, w, b, conv_param):
     """Forward pass of a convolutional layer, vectorised: same contract as conv_forward_naive.
 
     Returns (out, cache): out of shape (N, F, Ho, Wo) and cache = (x, w, b, conv_param).
+    Leaves its arguments unmodified: x, w, b and conv_param are read-only.
     """
     stride, pad = conv_param["stride"], conv_param["pad"]
     N, C, H, W = x.shape
@@ -381,6 +387,7 @@ def conv_backward_fast(dout, cache):
     """Backward pass of a convolutional layer, vectorised: same contract as conv_backward_naive.
 
     Returns (dx, dw, db) with the shapes of x, w and b.
+    Leaves its arguments unmodified: dout and the cache (with the arrays in it) are read-only.
     """
     x, w, b, conv_param = cache
     stride, pad = conv_param["stride"], conv_param["pad"]
@@ -544,7 +551,10 @@ class ConvNet:
         # END SOLUTION
 
     def loss(self, X, y=None):
-        """Scores (N, num_classes) if y is None, else (loss, grads) with grads keyed like params."""
+        """Scores (N, num_classes) if y is None, else (loss, grads) with grads keyed like params.
+
+        Leaves its arguments unmodified: X and y are read-only.
+        """
         W1, b1 = self.params["W1"], self.params["b1"]
         W2, b2 = self.params["W2"], self.params["b2"]
         W3, b3 = self.params["W3"], self.params["b3"]

@@ -73,3 +73,47 @@ def test_a_slow_fast_convolution_loses_only_the_speed_points(tmp_path):
         else:
             assert test.status == "passed", (test.name, test.output)
     assert sum(t.name.startswith(SPEED_TESTS) for t in results.tests) == 2
+
+
+GATE_NOTE = "this property is checked only for a function that computes something"
+
+
+def test_functions_that_compute_nothing_earn_nothing(tmp_path):
+    """Issue 13: every contract function returns zeros of the right shapes, and the ConvNet
+    keeps a correct initialisation but its loss is 0 with zero gradients. The self-consistency
+    tests (numerical gradients of your own forward, adjoint identities) hold for zeros; their
+    gates must refuse them, with a message that says why. Only the initialisation, which is
+    real work, earns its points."""
+    nulls = ["conv_forward_naive", "conv_backward_naive", "max_pool_forward_naive",
+             "max_pool_backward_naive", "conv_forward_fast", "conv_backward_fast"]
+    zeros = "".join(
+        f"_ref_{name} = {name}\n"
+        f"def {name}(*args):\n"
+        f"    return _zeros_like(_ref_{name}(*args))\n\n" for name in nulls)
+    cells = master_cells() + [
+        "def _zeros_like(value):\n"
+        "    if isinstance(value, tuple):\n"
+        "        return tuple(_zeros_like(v) for v in value)\n"
+        "    if isinstance(value, np.ndarray):\n"
+        "        return np.zeros_like(value)\n"
+        "    return value\n\n" + zeros,
+        "class ConvNet(ConvNet):\n"
+        "    def loss(self, X, y=None):\n"
+        "        scores = np.zeros((X.shape[0], self.params['W3'].shape[1]))\n"
+        "        if y is None:\n"
+        "            return scores\n"
+        "        return 0.0, {k: np.zeros_like(v) for k, v in self.params.items()}\n"]
+    path = tmp_path / "nothing.ipynb"
+    nbformat.write(make_notebook(*cells), path)
+    results = grade_notebook(path, ASSIGNMENT, diagnose=False).results
+    gated = ("conv backward: agrees with numerical", "conv: adjoint identities",
+             "max_pool_backward_naive: against the reference",
+             "ConvNet: gradients agree with numerical")
+    for test in results.tests:
+        if test.name.startswith("ConvNet: parameter names"):
+            assert test.status == "passed", (test.name, test.output)
+            continue
+        assert test.score == 0, (test.name, test.output)
+        if test.name.startswith(gated):
+            assert GATE_NOTE in test.output, (test.name, test.output)
+    assert sum(t.name.startswith(gated) for t in results.tests) == 9

@@ -98,6 +98,49 @@ def sums_agree(left, right, what, inputs, tol=1e-9):
             what=what, inputs=inputs)
 
 
+# ---- gates: nothing for nothing --------------------------------------------------------------
+# A self-consistency property (backward == numerical gradient of your own forward, an adjoint
+# identity) also holds for a function that computes nothing: zeros for the output and zeros
+# for the gradient agree perfectly. Such tests pay only when the functions involved compute
+# something, judged against what the reference computes on the same inputs.
+
+GATE_NOTE = "this property is checked only for a function that computes something"
+
+
+def is_zero(value) -> bool:
+    return not np.any(np.asarray(value, dtype=np.float64))
+
+
+def require_nonzero(got, reference_value, what, inputs=None):
+    """``got`` must not be all zeros where the reference's ``reference_value`` is not (None:
+    the reference's never is on the inputs of the test)."""
+    if is_zero(got) and (reference_value is None or not is_zero(reference_value)):
+        raise CheckFailure(f"{GATE_NOTE}: your {what}{describe_inputs(inputs)} is all zeros, "
+                           "while the reference's is not", what=what, inputs=inputs)
+
+
+def require_dependence(numeric, reference_numeric, what, argument, inputs=None):
+    """Your forward must change when ``argument`` changes, as the reference's does: its
+    numerical gradient (``numeric``) must not vanish where the reference's does not."""
+    ref_norm = float(np.linalg.norm(reference_numeric))
+    if ref_norm > 0 and float(np.linalg.norm(numeric)) <= 1e-6 * ref_norm:
+        raise CheckFailure(
+            f"{GATE_NOTE}: your {what}{describe_inputs(inputs)} does not change when {argument} "
+            f"changes (its numerical gradient is zero; it returned a constant such as zeros), "
+            f"while the reference's does", what=what, inputs=inputs)
+
+
+def require_not_constant(value, what, inputs=None):
+    """A constant array (zeros, ones) does not depend on the inputs; the reference's never is
+    constant on the random inputs of these tests."""
+    value = np.asarray(value, dtype=np.float64)
+    if value.size > 1 and float(value.max()) == float(value.min()):
+        raise CheckFailure(
+            f"{GATE_NOTE}: your {what}{describe_inputs(inputs)} is constant (every entry "
+            f"{float(value.flat[0]):.6g}), so it does not depend on the inputs as the "
+            "reference's does", what=what, inputs=inputs)
+
+
 # ---- convolution: values and gradients, naive and fast ----------------------------------------
 
 @pytest.mark.parametrize("impl, case", forward_params())
@@ -132,7 +175,12 @@ def test_conv_backward_matches_reference(impl, case, student, reference, rng, pa
 @pytest.mark.parametrize("impl, case", backward_params())
 @pytest.mark.points(2)
 def test_conv_backward_numerical(impl, case, student, reference, rng, partial):
-    """conv backward: agrees with numerical gradients of your forward"""
+    """conv backward: agrees with numerical gradients of your forward
+
+    Gate (per gradient): your forward must change when that argument changes (its numerical
+    gradient is not zero, as the reference's is not) and your gradient must not be all zeros
+    where the reference's is not; zeros agree with the numerical gradient of a zero forward.
+    """
     forward, backward = IMPLS[impl]
     x, w, b, conv_param = conv_inputs(rng, CONV_CASES[case])
     dout = rng.standard_normal(conv_out_shape(CONV_CASES[case]))
@@ -146,13 +194,17 @@ def test_conv_backward_numerical(impl, case, student, reference, rng, partial):
     # The reference's own error against centred differences sets the tolerance.
     _, ref_cache = reference.conv_forward_fast(x, w, b, conv_param)
     ref_grads = reference.conv_backward_fast(dout, ref_cache)
-    ref_err = max(norm_error(g, numeric_vjp(forward_of(reference.conv_forward_fast),
-                                            [x, w, b], i, dout))
-                  for i, g in enumerate(ref_grads))
+    ref_numeric = [numeric_vjp(forward_of(reference.conv_forward_fast), [x, w, b], i, dout)
+                   for i in range(3)]
+    ref_err = max(norm_error(g, n) for g, n in zip(ref_grads, ref_numeric, strict=True))
     tol = gradient_tolerance(ref_err)
     for i, (name, got) in enumerate(zip(("dx", "dw", "db"), grads, strict=True)):
         with partial.part(name):
             numeric = numeric_vjp(forward_of(getattr(student, forward)), [x, w, b], i, dout)
+            got = expect_array(got, f"{backward} {name}", shape=numeric.shape, inputs=inputs)
+            require_dependence(numeric, ref_numeric[i], f"{forward} out", "xwb"[i],
+                               inputs)
+            require_nonzero(got, ref_grads[i], f"{backward} {name}", inputs)
             assert_gradient(got, numeric, f"{backward} {name}", tol=tol, inputs=inputs)
 
 
@@ -160,7 +212,12 @@ def test_conv_backward_numerical(impl, case, student, reference, rng, partial):
                                   for impl, names in IMPLS.items()])
 @pytest.mark.points(2)
 def test_conv_invariants(impl, student, rng, partial):
-    """conv: adjoint identities and db, with no padding and stride 3 (your own functions only)"""
+    """conv: adjoint identities and db, with no padding and stride 3 (your own functions only)
+
+    Gate for the two identities: your out must not be constant and your dx / dw not all zeros
+    (the reference's never are here); a zero forward and a zero backward satisfy them as
+    0 == 0. The db part needs no gate: dout.sum(axis=(0, 2, 3)) is the reference's value.
+    """
     forward, backward = IMPLS[impl]
     x, w, b, conv_param = conv_inputs(rng, INVARIANT_CASE)
     zero_b = np.zeros_like(b)
@@ -173,10 +230,14 @@ def test_conv_invariants(impl, student, rng, partial):
     total = float(np.sum(out * dout))
     with partial.part("sum(out * dout) == sum(x * dx)"):
         dx = expect_array(dx, f"{backward} dx", shape=x.shape, inputs=inputs)
+        require_not_constant(out, f"{forward} out", inputs)
+        require_nonzero(dx, None, f"{backward} dx", inputs)
         sums_agree(total, float(np.sum(x * dx)), f"{backward}: sum(out * dout) vs sum(x * dx)",
                    inputs)
     with partial.part("sum(out * dout) == sum(w * dw)"):
         dw = expect_array(dw, f"{backward} dw", shape=w.shape, inputs=inputs)
+        require_not_constant(out, f"{forward} out", inputs)
+        require_nonzero(dw, None, f"{backward} dw", inputs)
         sums_agree(total, float(np.sum(w * dw)), f"{backward}: sum(out * dout) vs sum(w * dw)",
                    inputs)
     with partial.part("db == dout.sum(axis=(0, 2, 3))"):
@@ -216,7 +277,10 @@ def check_speed(what, call, first_seconds, naive_cpu_seconds, inputs):
 @pytest.mark.time_limit(40)
 @pytest.mark.covers("conv_forward_fast")
 def test_conv_forward_fast_large(student, reference, rng, partial):
-    """conv_forward_fast: equals the naive version on a large input, at least 10x faster"""
+    """conv_forward_fast: equals the naive version on a large input, at least 10x faster
+
+    Gate: the speed part pays only if the values of the same call match the reference.
+    """
     x, w, b, conv_param = conv_inputs(rng, LARGE_CASE)
     inputs = conv_described(x, w, b, conv_param)
     result, seconds = timed(lambda: student.conv_forward_fast(x, w, b, conv_param))
@@ -239,7 +303,10 @@ def test_conv_forward_fast_large(student, reference, rng, partial):
 @pytest.mark.time_limit(40)
 @pytest.mark.covers("conv_backward_fast")
 def test_conv_backward_fast_large(student, reference, rng, partial):
-    """conv_backward_fast: equals the naive version on a large input, at least 10x faster"""
+    """conv_backward_fast: equals the naive version on a large input, at least 10x faster
+
+    Gate: the speed part pays only if dx, dw and db of the same call match the reference.
+    """
     x, w, b, conv_param = conv_inputs(rng, LARGE_CASE)
     dout = rng.standard_normal(conv_out_shape(LARGE_CASE))
     inputs = conv_described(x, w, b, conv_param, dout=dout)
@@ -288,20 +355,30 @@ def pool_out_shape(case):
 @pytest.mark.points(3)
 @pytest.mark.covers("max_pool_backward_naive", "max_pool_forward_naive")
 def test_max_pool_backward(case, student, reference, rng, partial):
-    """max_pool_backward_naive: against the reference and the numerical gradient"""
+    """max_pool_backward_naive: against the reference and the numerical gradient
+
+    Gate for the numerical part: your max_pool_forward_naive must change when x changes (as
+    the reference's does) and your dx must not be all zeros; zeros agree with the numerical
+    gradient of a zero forward.
+    """
     x, pool_param = pool_inputs(rng, POOL_CASES[case])
     dout = rng.standard_normal(pool_out_shape(POOL_CASES[case]))
     inputs = pool_described(x, pool_param, dout=dout)
     _, cache = expect_tuple(student.max_pool_forward_naive(x, pool_param), 2,
                             "max_pool_forward_naive")
     dx = student.max_pool_backward_naive(dout, cache)
+    _, ref_cache = reference.max_pool_forward_naive(x, pool_param)
+    ref_dx = reference.max_pool_backward_naive(dout, ref_cache)
     with partial.part("against the reference", 2):
-        _, ref_cache = reference.max_pool_forward_naive(x, pool_param)
-        assert_close(dx, reference.max_pool_backward_naive(dout, ref_cache),
-                     "max_pool_backward_naive dx", inputs=inputs)
+        assert_close(dx, ref_dx, "max_pool_backward_naive dx", inputs=inputs)
     with partial.part("numerical gradient"):
         numeric = numeric_vjp(lambda v: student.max_pool_forward_naive(v, pool_param)[0],
                               [x], 0, dout)
+        dx = expect_array(dx, "max_pool_backward_naive dx", shape=x.shape, inputs=inputs)
+        ref_numeric = numeric_vjp(lambda v: reference.max_pool_forward_naive(v, pool_param)[0],
+                                  [x], 0, dout)
+        require_dependence(numeric, ref_numeric, "max_pool_forward_naive out", "x", inputs)
+        require_nonzero(dx, ref_dx, "max_pool_backward_naive dx", inputs)
         assert_gradient(dx, numeric, "max_pool_backward_naive dx", tol=1e-7, inputs=inputs)
 
 
@@ -309,7 +386,11 @@ def test_max_pool_backward(case, student, reference, rng, partial):
 @pytest.mark.points(1)
 @pytest.mark.covers("max_pool_backward_naive")
 def test_max_pool_backward_preserves_sum(case, student, rng):
-    """max_pool_backward_naive: every output's gradient lands somewhere, sum(dx) == sum(dout)"""
+    """max_pool_backward_naive: every output's gradient lands somewhere, sum(dx) == sum(dout)
+
+    Gate: dx must not be constant: a constant dx (zeros, ones) routes no gradient to the
+    window maxima, and the reference's, zero away from them, never is constant here.
+    """
     x, pool_param = pool_inputs(rng, POOL_CASES[case])
     dout = rng.uniform(0.5, 1.5, pool_out_shape(POOL_CASES[case]))
     inputs = pool_described(x, pool_param, dout=dout)
@@ -317,6 +398,7 @@ def test_max_pool_backward_preserves_sum(case, student, rng):
                             "max_pool_forward_naive")
     dx = expect_array(student.max_pool_backward_naive(dout, cache), "max_pool_backward_naive dx",
                       shape=x.shape, inputs=inputs)
+    require_not_constant(dx, "max_pool_backward_naive dx", inputs)
     sums_agree(float(dout.sum()), float(dx.sum()),
                "max_pool_backward_naive: sum(dout) vs sum(dx) (overlapping windows add up)",
                inputs)
@@ -402,7 +484,12 @@ def test_convnet_loss_and_gradients(student, reference, rng, partial):
 @pytest.mark.points(3)
 @pytest.mark.covers("ConvNet")
 def test_convnet_numerical_gradients(student, reference, rng, partial):
-    """ConvNet: gradients agree with numerical gradients of your loss"""
+    """ConvNet: gradients agree with numerical gradients of your loss
+
+    Gate (per parameter): your loss must change when that parameter changes (as the
+    reference's does) and your gradient must not be all zeros; a constant loss with zero
+    gradients agrees with its own numerical gradient.
+    """
     X, y = net_data(rng, SMALL_NET_ARGS, n=3)
     params = random_params(rng, SMALL_NET_ARGS)
     net, ref = nets_with(student, reference, params, SMALL_NET_ARGS)
@@ -417,15 +504,20 @@ def test_convnet_numerical_gradients(student, reference, rng, partial):
         return loss_at
 
     ref_grads = ref.loss(X, y)[1]
-    ref_err = max(norm_error(ref_grads[key], numeric_gradient(loss_of(ref, key), params[key]))
-                  for key in params)
+    ref_numeric = {key: numeric_gradient(loss_of(ref, key), params[key]) for key in params}
+    ref_err = max(norm_error(ref_grads[key], ref_numeric[key]) for key in params)
     tol = gradient_tolerance(ref_err)
+    inputs = dict(X=X, y=y, **SMALL_NET_ARGS)
     for key in sorted(params):
         with partial.part(f"grads[{key!r}]"):
             numeric = numeric_gradient(
                 loss_of(net, key, lambda v: expect_scalar(v, "ConvNet loss")), params[key])
-            assert_gradient(grads.get(key), numeric, f"ConvNet grads[{key!r}]", tol=tol,
-                            inputs=dict(X=X, y=y, **SMALL_NET_ARGS))
+            got = expect_array(grads.get(key), f"ConvNet grads[{key!r}]", shape=numeric.shape,
+                               inputs=inputs)
+            require_dependence(numeric, ref_numeric[key], "ConvNet loss", f"params[{key!r}]",
+                               inputs)
+            require_nonzero(got, ref_grads[key], f"ConvNet grads[{key!r}]", inputs)
+            assert_gradient(got, numeric, f"ConvNet grads[{key!r}]", tol=tol, inputs=inputs)
 
 
 # ---- training ------------------------------------------------------------------------------------
