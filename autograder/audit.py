@@ -26,6 +26,9 @@ class MutantResult:
     killed: bool
     failed_tests: list[str]
     diagnosed: bool = False
+    # Points lost in tests about other functions, not marked integration: the same mistake
+    # charged again (test name -> points). Full audits only.
+    cascade: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -93,6 +96,17 @@ class AuditReport:
 
 
 MIN_DIAGNOSIS_RATE = 0.8
+MAX_INTEGRATION_SHARE = 0.2
+
+
+def cascade_of(function: str, run: GradeRun) -> dict[str, float]:
+    """Points a mistake in ``function`` loses outside its own tests and integration tests."""
+    lost = {}
+    for test, outcome in zip(run.results.tests, run.outcomes, strict=False):
+        if test.score < test.max_score and function not in outcome.tags \
+                and not outcome.integration:
+            lost[test.name] = round(test.max_score - test.score, 4)
+    return lost
 
 
 def _scores(run: GradeRun) -> list[tuple[str, float]]:
@@ -253,9 +267,20 @@ def audit(assignment: Assignment, *, reruns: int = 3, seeds: int = 5, quick: boo
                 mutant.name, mutant.function, run.results.score,
                 killed=bool(failed) and not run.grader_error,
                 failed_tests=[t.number for t in failed],
-                diagnosed=any(mutant.diagnosis in t.output for t in failed)))
+                diagnosed=any(mutant.diagnosis in t.output for t in failed),
+                cascade={} if quick else cascade_of(mutant.function, run)))
     if nulls:
         check_nulls(assignment, report, progress)
+    for m in report.mutants:
+        if m.cascade:
+            lost = ", ".join(f"{name!r} ({points:g})" for name, points in m.cascade.items())
+            report.problems.append(f"mutant {m.name} (a mistake in {m.function}) also loses "
+                                   f"points in tests of other functions: {lost}; make them "
+                                   "independent of it, or mark an end-to-end test integration")
+    integration = sum(o.points for o in runs[0].outcomes if o.integration)
+    if report.max_score and integration > MAX_INTEGRATION_SHARE * report.max_score:
+        report.problems.append(f"integration tests hold {integration:g} of {report.max_score:g} "
+                               f"points (at most {MAX_INTEGRATION_SHARE:.0%})")
     survivors = [m.name for m in report.mutants if not m.killed]
     if survivors:
         report.problems.append(f"mutants that lose no points: {survivors}")
@@ -315,13 +340,15 @@ def render(report: AuditReport, console) -> None:
     caught = "first test that catches it" if report.quick else "caught by tests"
     table = Table(title=f"mutants: kill rate {report.kill_rate:.0%}, diagnosed by name "
                         f"{report.diagnosis_rate:.0%}")
-    for col in ("mutant", "breaks", "score", caught, "diagnosed"):
+    for col in ("mutant", "breaks", "score", caught, "diagnosed", "cascade"):
         table.add_column(col)
     for m in report.mutants:
+        cascade = "-" if report.quick else (f"[red]{sum(m.cascade.values()):g}[/]"
+                                            if m.cascade else "0")
         table.add_row(m.name, m.function,
                       f"{m.score:g}" if m.killed else f"[red]{m.score:g} SURVIVED[/]",
                       " ".join(f"#{n}" for n in m.failed_tests),
-                      "yes" if m.diagnosed else "[yellow]no[/]")
+                      "yes" if m.diagnosed else "[yellow]no[/]", cascade)
     console.print(table)
     if report.equivalent:
         console.print("equivalent (not graded): " + ", ".join(report.equivalent))

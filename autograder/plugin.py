@@ -43,6 +43,8 @@ class Outcome:
     grader_error: bool = False
     # Tolerance checks and trained metrics this test made (checks.observe): audit margins.
     measures: list[dict] = field(default_factory=list)
+    # @pytest.mark.integration: end to end, may lose points for a mistake anywhere upstream
+    integration: bool = False
 
 
 class PartialCredit:
@@ -129,6 +131,8 @@ class GradingPlugin:
             "time_limit(seconds): wall-clock limit for the student code in this test",
             "partial: the test gives partial credit through the partial fixture",
             "covers(name): the student function or class this test is about",
+            "integration: an end-to-end test (a training run) that may lose points for a "
+            "mistake in any function it uses; at most 20% of an assignment's points",
         ):
             config.addinivalue_line("markers", line)
 
@@ -280,7 +284,8 @@ class GradingPlugin:
         seconds = time.monotonic() - getattr(item, "_dlgrade_start", time.monotonic())
         self.outcomes[item.nodeid] = Outcome(item.nodeid, name, points, fraction,
                                              "\n".join(messages), visibility, tags, seconds,
-                                             grader_error, self.measures.get(item.nodeid, []))
+                                             grader_error, self.measures.get(item.nodeid, []),
+                                             item.get_closest_marker("integration") is not None)
 
     def _diagnose(self) -> list[str]:
         records = self.session.recorder if self.session is not None else None

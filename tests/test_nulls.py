@@ -49,3 +49,22 @@ def test_the_audit_finds_covers_names_the_notebook_does_not_define():
     run = SimpleNamespace(outcomes=[SimpleNamespace(tags=["affine_forward"]),
                                     SimpleNamespace(tags=["FullyConnectedNet", "adamw"])])
     assert undefined_covers(assignment, run) == ["adamw"]
+
+
+def test_a_mistake_cascades_only_outside_its_own_and_integration_tests():
+    from types import SimpleNamespace
+
+    from autograder.audit import cascade_of
+
+    def test(name, score, max_score):
+        return SimpleNamespace(name=name, score=score, max_score=max_score)
+
+    def outcome(tags, integration=False):
+        return SimpleNamespace(tags=tags, integration=integration)
+
+    run = SimpleNamespace(
+        results=SimpleNamespace(tests=[test("own", 0, 3), test("composite", 1, 4),
+                                       test("trained", 0, 10), test("other", 2, 2)]),
+        outcomes=[outcome(["neg_elbo"]), outcome(["train_vae"]),
+                  outcome(["VAE"], integration=True), outcome(["encode"])])
+    assert cascade_of("neg_elbo", run) == {"composite": 3}
