@@ -5,7 +5,7 @@ grades the master with that one function replaced by a trivial stand-in, and onc
 of them replaced together:
 
 - ``zeros`` / ``ones``: the reference's output structure (tuples, lists, dicts kept) with every
-  array, tensor and number replaced by zeros / ones;
+  array, tensor and number replaced by zeros / ones, and every weight of a torch module;
 - ``input``: the first argument, returned unchanged;
 - ``constant``: the number 1.0 whatever the inputs;
 - ``not_implemented``: the skeleton's own ``raise NotImplementedError``.
@@ -49,6 +49,12 @@ def _dlgrade_fill(value, kind):
         return type(value)(one)
     if hasattr(value, "detach") and hasattr(value, "requires_grad"):
         return value * 0 + one  # a tensor: still on the graph, gradient zero
+    if callable(getattr(value, "parameters", None)):  # a torch module: every weight set
+        import torch
+
+        with torch.no_grad():
+            for parameter in value.parameters():
+                parameter.fill_(one)
     return value
 '''
 
