@@ -61,8 +61,10 @@ for the number of pixels (`input_dim`) and `L` for the size of the code (`latent
 In each function, replace the `raise NotImplementedError` line under `# TODO: your code here`
 with your code. After each function, `check("name")` runs a few public checks: small
 hand-computed cases and properties every correct answer has. Passing them is a good sign, not
-a guarantee: the grader runs more thorough hidden tests. Only the function and class
-definitions of this notebook are graded; your experiments in other cells are ignored.
+a guarantee: the grader runs more thorough hidden tests. Grading runs this notebook's definitions:
+imports, functions, classes, and the module-level values they use (such as
+`device = torch.device(...)` or a loss object), in notebook order. Top-level training loops,
+plots and prints that nothing reads are not run, so your experiments cost nothing.
 """
 
 IMPORTS = """

@@ -90,6 +90,41 @@ def latent_params(rng, n, latent):
     return 1.5 * rng.standard_normal((n, latent)), rng.uniform(-2.0, 1.5, size=(n, latent))
 
 
+# ---- the gate against trivial implementations (the null audit) ------------------------------
+#
+# Some properties hold for a function that computes nothing: a KL of all zeros is never
+# negative, a z = mu has dz/dmu = 1, a train_vae that returns zeros may still train. A test
+# that checks such a property pays for it only when the same call shows the function computes
+# something: its result is not constant over inputs where the reference's varies, and is not
+# one of its inputs returned unchanged. Each gated test says which result it looks at.
+
+def _constant(values) -> str:
+    flat = np.asarray(values, dtype=np.float64).ravel()
+    if flat.size == 0 or not np.all(flat == flat[0]):
+        return ""
+    word = {0.0: "zeros", 1.0: "ones"}.get(float(flat[0]), f"the constant {flat[0]:.4g}")
+    return f"yours returned {word} for every input"
+
+
+def degenerate(values, what, *, inputs=None) -> str:
+    """Why ``values`` (a student's result) shows a function that computes nothing: constant,
+    or equal to one of ``inputs`` (name -> array); "" when it computes something."""
+    why = _constant(values)
+    for name, array in (inputs or {}).items():
+        if not why and np.shape(values) == np.shape(array) and np.array_equal(values, array):
+            why = f"yours returned its input {name} unchanged"
+    if not why:
+        return ""
+    return (f"{what}: this property is checked only for a function that computes something: "
+            f"{why}")
+
+
+def require_computed(reason: str) -> None:
+    """Inside a part: lose it when ``reason`` (from degenerate) is not empty."""
+    if reason:
+        raise CheckFailure(reason)
+
+
 # ---- kl_divergence ------------------------------------------------------------------------------
 
 @pytest.mark.points(4)
@@ -110,16 +145,27 @@ def test_kl_divergence_hand_values(student, device, partial):
     ]
     mu = np.array([c[1] for c in cases], dtype=np.float64)
     logvar = np.array([c[2] for c in cases], dtype=np.float64)
+    # Gates (null audit): the shape pays only when the 6 values are not all equal (the
+    # reference's are not); the prior's KL of 0, which a function returning zeros also gets,
+    # is checked last and pays only when some other case gave another value.
     with partial.part("shape (N,)"):
         kl = expect_tensor(student.kl_divergence(tensor(mu, device), tensor(logvar, device)),
                            "kl_divergence", shape=(len(cases),), dtype=np.float64,
                            device=device, inputs=dict(mu=mu, logvar=logvar))
-    for row, (label, _, _, expected) in enumerate(cases):
+        require_computed(degenerate(kl, "kl_divergence of the 6 cases below"))
+    rows = {}
+    for row in [*range(1, len(cases)), 0]:
+        label, _, _, expected = cases[row]
         with partial.part(label):
             kl = expect_tensor(
                 student.kl_divergence(tensor(mu[row:row + 1], device),
                                       tensor(logvar[row:row + 1], device)),
                 "kl_divergence", shape=(1,), dtype=np.float64, device=device)
+            rows[row] = float(kl[0])
+            if row == 0 and all(value == rows[0] for value in rows.values()):
+                raise CheckFailure(
+                    f"kl_divergence for {label}: this property is checked only for a function "
+                    f"that computes something: yours returned {rows[0]:.4g} for every case")
             assert_close(kl[0], expected, f"kl_divergence for {label} (latent_dim = 3)")
 
 
@@ -136,15 +182,21 @@ def test_kl_divergence_properties(student, device, rng, partial):
                              device=device, inputs=dict(mu=m, logvar=lv))
 
     values = kl(mu, logvar)
+    # Gate (null audit): zeros or ones have all three properties; each pays only when the KL
+    # of the 8 rows is not constant (the reference's never is on these inputs).
+    gate = degenerate(values, f"kl_divergence{describe_inputs(inputs)}")
     with partial.part("non-negative"):
+        require_computed(gate)
         if np.any(values < 0):
             raise CheckFailure(f"kl_divergence{describe_inputs(inputs)} is negative in "
                                f"{int(np.sum(values < 0))} of 8 rows (min {values.min():.4g}); "
                                "a KL divergence is never negative")
     with partial.part("symmetric in +-mu"):
+        require_computed(gate)
         assert_close(kl(-mu, logvar), values, "kl_divergence with mu negated (should be equal)",
                      inputs=inputs)
     with partial.part("sum over latent dimensions"):
+        require_computed(gate)
         assert_close(kl(mu[:, :2], logvar[:, :2]) + kl(mu[:, 2:], logvar[:, 2:]), values,
                      "kl_divergence of the first 2 plus the last 3 latent dimensions (should "
                      "equal the KL of all 5)", inputs=inputs)
@@ -298,9 +350,11 @@ def test_neg_elbo_against_reference(student, reference, device, rng, partial):
 def test_reparameterize_shape_dtype_device(student, device, rng):
     """reparameterize: z has the shape, dtype and device of mu"""
     mu, logvar = latent_params(rng, 3, 2)
-    expect_tensor(student.reparameterize(tensor(mu, device), tensor(logvar, device)),
-                  "reparameterize", shape=(3, 2), dtype=np.float64, device=device,
-                  inputs=dict(mu=mu, logvar=logvar))
+    z = expect_tensor(student.reparameterize(tensor(mu, device), tensor(logvar, device)),
+                      "reparameterize", shape=(3, 2), dtype=np.float64, device=device,
+                      inputs=dict(mu=mu, logvar=logvar))
+    # Gate (null audit): the shape pays only when z is neither constant nor mu itself.
+    require_computed(degenerate(z, "reparameterize", inputs=dict(mu=mu, logvar=logvar)))
 
 
 @pytest.mark.points(4)
@@ -315,12 +369,17 @@ def test_reparameterize_gradients(student, device, rng, partial):
                            tensor(logvar, device, requires_grad=True), upstream=upstream)
     z = expect_tensor(out, "reparameterize", shape=(5, 3), dtype=np.float64, device=device,
                       inputs=inputs)
+    # Gate (null audit): z = mu also has dz/dmu = 1 (and z = mu + 0 * logvar a matching
+    # dz/dlogvar of 0); both gradients pay only when z is neither constant nor mu itself.
+    gate = degenerate(z, f"reparameterize{describe_inputs(inputs)}", inputs=inputs)
     with partial.part("dz/dmu = 1"):
+        require_computed(gate)
         got = expect_gradient(grads[0], "mu", "reparameterize", shape=mu.shape, device=device,
                               inputs=inputs)
         assert_close(got, upstream, "gradient of sum(z * upstream) with respect to mu (z = mu "
                      "+ std * eps, so it is upstream itself)", inputs=inputs)
     with partial.part("dz/dlogvar = (z - mu) / 2"):
+        require_computed(gate)
         got = expect_gradient(grads[1], "logvar", "reparameterize", shape=mu.shape,
                               device=device, inputs=inputs)
         assert_close(got, upstream * 0.5 * (z - mu), "gradient of sum(z * upstream) with "
@@ -629,7 +688,10 @@ def test_train_vae_updates(student, reference, make, known_mistakes, device, rng
         assert_close(np.array(expect_losses(losses, PROBE_EPOCHS)), expected["losses"],
                      f"the epoch losses of {run} (each the mean negative ELBO per image, "
                      "computed before that epoch's step)", tol=PROBE_TOL)
+    # Gate (null audit): the steps pay only when the same run returned epoch losses that are
+    # not all equal (the reference's go down); a train_vae returning zeros may still train.
     with partial.part("Adam steps with lr, gradients zeroed before each", 2):
+        require_computed(degenerate(observed["losses"], f"the epoch losses of {run}"))
         try:
             for name in ("mu", "logvar", "logits"):
                 assert_close(observed[name], expected[name], f"the probe's {name} after {run}",
@@ -653,12 +715,17 @@ def test_train_vae_short_run(student, digits, device, rng, partial):
     before = probe_outputs(model, device, np.random.default_rng(1))
     losses = student.train_vae(model, training_rows(digits, device, 256), epochs=3, lr=2e-3,
                                batch_size=32)
+    # Gate (null audit): the training in place pays only when the same call returned 3
+    # epoch losses that are not all equal.
+    gate = "the epoch losses of train_vae could not be read"
     with partial.part("list of 3 floats going down"):
         losses = expect_losses(losses, 3)
+        gate = degenerate(losses, "train_vae's epoch losses")
         if not losses[2] < losses[0]:
             raise CheckFailure(f"train_vae epoch losses {np.round(losses, 3).tolist()} do not "
                                "go down over 3 epochs of 8 minibatches")
     with partial.part("the model is trained in place"):
+        require_computed(gate)
         after = probe_outputs(model, device, np.random.default_rng(1))
         if all(np.allclose(a, b, rtol=0, atol=1e-6) for a, b in zip(before, after, strict=True)):
             raise CheckFailure("after train_vae the model's encode and decode give the same "
@@ -677,7 +744,17 @@ def test_train_vae_learning_rate_zero(student, reference, digits, device, partia
     rows = digits[0][:200]
     losses = student.train_vae(model, training_rows(digits, device, 200), epochs=1, lr=0.0,
                                batch_size=64)
+    # Gate (null audit): an unchanged model also comes from a train_vae that does nothing;
+    # "lr is used" pays only when the same call returned an epoch loss of the right order of
+    # magnitude (within a factor of 10 of the model's mean negative ELBO), i.e. it computed one.
     with partial.part("lr is used"):
+        loss = expect_losses(losses, 1)[0]
+        scale = estimate_neg_elbo(reference, model, rows, device)
+        if not scale / 10 <= loss <= 10 * scale:
+            raise CheckFailure(
+                f"train_vae(..., epochs=1, lr=0.0): this property is checked only for a "
+                f"function that computes something: yours returned the epoch loss {loss:.4g} "
+                f"where the model's mean negative ELBO is about {scale:.4g}")
         after = probe_outputs(model, device, np.random.default_rng(2))
         for a, b in zip(before, after, strict=True):
             assert_close(b, a, "VAE outputs after train_vae(..., lr=0.0) (Adam with lr=0 must "

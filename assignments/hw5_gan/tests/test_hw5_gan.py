@@ -92,6 +92,32 @@ def reference_loss(fn, arrays):
     return float(out), [leaf.grad.numpy() for leaf in leaves]
 
 
+# ---- the gate against trivial implementations (the null audit) ------------------------------
+#
+# Some properties hold for a function that computes nothing: zeros have the right shape and
+# pass "the same seed gives the same noise", a perfect discriminator's least-squares loss is 0,
+# and a gan_step or train_gan that returns zeros may still update the networks. A test that
+# checks such a property pays for it only when the same call shows the function computes
+# something: its result is not constant where the reference's varies. Each gated test says
+# which result it looks at.
+
+def degenerate(values, what) -> str:
+    """Why ``values`` (a student's result, numbers) shows a function that computes nothing:
+    all equal; "" when they vary, or when there are none to look at."""
+    flat = np.asarray(values, dtype=np.float64).ravel()
+    if flat.size == 0 or not np.all(flat == flat[0]):
+        return ""
+    word = {0.0: "zeros", 1.0: "ones"}.get(float(flat[0]), f"the constant {flat[0]:.4g}")
+    return (f"{what}: this property is checked only for a function that computes something: "
+            f"yours returned {word} for every input")
+
+
+def require_computed(reason: str) -> None:
+    """Inside a part: lose it when ``reason`` (from degenerate) is not empty."""
+    if reason:
+        raise CheckFailure(reason)
+
+
 # Student losses may come out in float32 (labels made with torch.ones(...) are float32, and
 # torch then computes BCE in float32): compare at float32 precision.
 LOSS_TOL = 1e-5
@@ -118,13 +144,20 @@ def noise_statistics(z: np.ndarray) -> dict:
 @pytest.mark.covers("sample_noise")
 def test_sample_noise(student, partial):
     """sample_noise: shape, range (-1, 1), both signs, mean 0, uniform, independent entries"""
+    # Gates (null audit): the shapes pay only when the (5, 3) draw is not constant, every
+    # other part only when the big draw is not (a constant has no correlations to measure).
     with partial.part("shape (batch_size, dim)"):
         for n, dim in ((5, 3), (1, 7)):
-            expect_tensor(student.sample_noise(n, dim), f"sample_noise({n}, {dim})",
-                          shape=(n, dim))
+            small = expect_tensor(student.sample_noise(n, dim), f"sample_noise({n}, {dim})",
+                                  shape=(n, dim))
+            if n > 1:
+                require_computed(degenerate(small, f"sample_noise({n}, {dim})"))
     what = f"sample_noise({NOISE_ROWS}, {NOISE_DIM})"
     z = expect_tensor(student.sample_noise(NOISE_ROWS, NOISE_DIM), what,
                       shape=(NOISE_ROWS, NOISE_DIM))
+    gate = degenerate(z, what)
+    if gate:
+        raise CheckFailure(gate)
     stats = noise_statistics(z)
     # Tolerances are 6 or more standard errors of a correct sampler: a correct solution
     # passes whatever random numbers it draws, in whatever order.
@@ -167,7 +200,10 @@ def test_sample_noise_generator(student, reference, make, partial, known_mistake
                                    "sample_noise(200, 3, generator=g)", shape=(200, 3)))
     observed = {"same": np.array_equal(draws[0], draws[1]),
                 "other": not np.array_equal(draws[0], draws[2])}
+    # Gate (null audit): constant noise is the same for every seed; this part pays only when
+    # the noise is not constant.
     with partial.part("the same seed gives the same noise"):
+        require_computed(degenerate(draws[0], "sample_noise(200, 3, generator=g)"))
         if not observed["same"]:
             raise CheckFailure("sample_noise(200, 3, generator=g) gave different noise for two "
                                "generators seeded with 3: draw with the generator "
@@ -324,14 +360,20 @@ def test_gan_losses_stable(student, reference, device, partial):
 @pytest.mark.covers("ls_discriminator_loss")
 def test_ls_discriminator_loss(student, reference, device, rng, partial):
     """ls_discriminator_loss: hand values, then value and gradients on random scores"""
-    cases = [("real scores 1, fake scores 0 (a perfect D)", [1.0, 1.0], [0.0, 0.0, 0.0], 0.0),
-             ("all scores 0", [0.0, 0.0], [0.0], 0.5),
-             ("real scores 3, fake scores 2", [3.0, 3.0, 3.0], [2.0], 4.0)]
+    # Gate (null audit): a loss of zeros also gives the perfect D's 0; that case is checked
+    # last and pays only when some other case gave another value.
+    cases = [("all scores 0", [0.0, 0.0], [0.0], 0.5),
+             ("real scores 3, fake scores 2", [3.0, 3.0, 3.0], [2.0], 4.0),
+             ("real scores 1, fake scores 0 (a perfect D)", [1.0, 1.0], [0.0, 0.0, 0.0], 0.0)]
+    values = []
     for label, real, fake, expected in cases:
         with partial.part(label):
             got = expect_loss(student.ls_discriminator_loss(tensor(np.c_[real], device),
                                                             tensor(np.c_[fake], device)),
                               "ls_discriminator_loss", device)
+            values.append(got)
+            if expected == 0.0:
+                require_computed(degenerate(values, f"ls_discriminator_loss with {label}"))
             assert_close(got, expected, f"ls_discriminator_loss with {label}", tol=LOSS_TOL)
     real, fake = random_logits(rng, 5), random_logits(rng, 3)
     inputs = dict(scores_real=real, scores_fake=fake)
@@ -479,7 +521,16 @@ def check_architecture(student, reference, device, rng, partial, known_mistakes,
     grader's weights loaded layer by layer."""
     build = student.build_generator if kind == "generator" else student.build_discriminator
     observed = {}
+    small = SMALL_G if kind == "generator" else SMALL_D
+    model = student_model(student, kind, small, device)
+    # Gate (null audit): every part pays only when the freshly built network's parameters
+    # are not all equal (a network of zeros or ones has the right sizes but computes nothing;
+    # a fresh torch layer is randomly initialised).
+    fresh = [v.ravel() for v in student_state(model, label(kind, small)).values()]
+    gate = degenerate(np.concatenate(fresh) if fresh else np.zeros(0),
+                      f"the parameters of a fresh {label(kind, small)}")
     with partial.part("parameter counts"):
+        require_computed(gate)
         for kwargs, _ in counts:
             observed[label(kind, kwargs)] = parameter_count(build(**kwargs), label(kind, kwargs))
         for kwargs, count in counts:
@@ -494,10 +545,9 @@ def check_architecture(student, reference, device, rng, partial, known_mistakes,
                     for kw, _ in counts}
         partial.name_mistakes(known_mistakes(f"build_{kind}", outcome, observed,
                                                     lambda a, b: a == b))
-    small = SMALL_G if kind == "generator" else SMALL_D
     in_dim, out_dim = (3, 2) if kind == "generator" else (2, 1)
-    model = student_model(student, kind, small, device)
     with partial.part(f"output shape (N, {out_dim})"):
+        require_computed(gate)
         x = rng.uniform(-1, 1, size=(7, in_dim))
         expect_tensor(model(tensor(x, device, dtype=torch.float32)), label(kind, small),
                       shape=(7, out_dim), device=device)
@@ -505,6 +555,7 @@ def check_architecture(student, reference, device, rng, partial, known_mistakes,
     x = 4.0 * rng.standard_normal((32, in_dim))
     if kind == "discriminator":
         with partial.part("returns logits (no sigmoid)"):
+            require_computed(gate)
             out = expect_tensor(model(tensor(x, device, dtype=torch.float32)),
                                 label(kind, small), shape=(32, 1), device=device)
             if out.min() >= 0 and out.max() <= 1:
@@ -513,6 +564,7 @@ def check_architecture(student, reference, device, rng, partial, known_mistakes,
                                    "logits (any real number), not probabilities; the losses "
                                    "apply the sigmoid")
     with partial.part("layers: Linear, LeakyReLU(0.2), linear output", 2):
+        require_computed(gate)
         weights = random_weights(rng, shapes_of(kind, small))
         load_weights(model, weights, label(kind, small), device)
         check_forward(reference, model, kind, small, weights, x, device)
@@ -589,8 +641,22 @@ def reference_steps(gan_step, reference, weights, batches, initial) -> dict:
 NETWORK = {"G": "generator", "D": "discriminator"}
 
 
-def compare_updates(partial, label_, observed, expected, keys, weight=2):
+def loose_losses(returned) -> list[float]:
+    """The numbers among gan_step's returns: floats and one-element tensors of (d_loss,
+    g_loss) pairs; other returns are left out (the float check reports them)."""
+    numbers = []
+    for out in returned:
+        for value in (out if type(out) is tuple and len(out) == 2 else ()):
+            if type(value) in (float, int):
+                numbers.append(float(value))
+            elif type(value) is TensorValue and value.array.size == 1:
+                numbers.append(float(value.array.ravel()[0]))
+    return numbers
+
+
+def compare_updates(partial, label_, observed, expected, keys, weight=2, gate=""):
     with partial.part(label_, weight):
+        require_computed(gate)
         for net, i, step in keys:
             err = norm_error(observed[(net, i, step)], expected[(net, i, step)])
             if err > UPDATE_TOL:
@@ -632,7 +698,12 @@ def test_gan_step_matches_reference(student, reference, make, device, rng, parti
         states.append((list(student_state(G, "G").values()),
                        list(student_state(D, "D").values())))
     losses = [(math.nan, math.nan)] * len(batches)
+    # Gate (null audit): a gan_step that returns zeros may still update the networks; the
+    # float returns and the updates pay only when the returned losses (2 steps, read as
+    # numbers where they are floats or one-element tensors) are not all equal.
+    gate = degenerate(loose_losses(returned), "gan_step's returned (d_loss, g_loss)")
     with partial.part("returns (d_loss, g_loss) as floats"):
+        require_computed(gate)
         losses = [tuple(expect_float(v, f"gan_step's {name}") for v, name in
                         zip(expect_tuple(out, 2, "gan_step"), ("d_loss", "g_loss"), strict=True))
                   for out in returned]
@@ -647,11 +718,12 @@ def test_gan_step_matches_reference(student, reference, make, device, rng, parti
                      "steps 1 and 2 (each computed before its network's update)", tol=LOSS_TOL)
     n_g, n_d = len(initial[0]), len(initial[1])
     compare_updates(partial, "the discriminator's update in step 1", observed, expected,
-                    [("D", i, 1) for i in range(n_d)])
+                    [("D", i, 1) for i in range(n_d)], gate=gate)
     compare_updates(partial, "the generator's update in step 1", observed, expected,
-                    [("G", i, 1) for i in range(n_g)])
+                    [("G", i, 1) for i in range(n_g)], gate=gate)
     compare_updates(partial, "both networks' updates in step 2", observed, expected,
-                    [(net, i, 2) for net, n in (("D", n_d), ("G", n_g)) for i in range(n)])
+                    [(net, i, 2) for net, n in (("D", n_d), ("G", n_g)) for i in range(n)],
+                    gate=gate)
     if partial.fraction < 1:
         partial.name_mistakes(known_mistakes(
             "gan_step",
@@ -693,6 +765,13 @@ def expect_history(history, steps, what="train_gan") -> dict:
 SHORT_RUN = dict(steps=5, batch_size=32, noise_dim=3)
 
 
+def history_gate(history: dict, what) -> str:
+    """The null audit's gate for train_gan: "" when the history (from expect_history) holds
+    losses that are not all equal, else why the tests do not pay."""
+    return degenerate(np.concatenate([history["d_loss"], history["g_loss"]]),
+                      f"{what}'s history")
+
+
 def run_summary(history) -> dict:
     """What the tests below learn from a returned history, for naming known mistakes."""
     if type(history) is not dict:
@@ -724,6 +803,9 @@ def test_train_gan_history(student, reference, make, device, partial, known_mist
     D = student_model(student, "discriminator", SMALL_D, device)
     before = [student_state(m, n) for m, n in ((G, "G"), (D, "D"))]
     observed = {}
+    # Gate (null audit): a train_gan that returns zeros may still train; both parts pay only
+    # when the returned losses are not all equal.
+    gate = "train_gan(..., steps=5) returned no history that could be read"
     with partial.part("history of 5 steps"):
         try:
             history = student.train_gan(G, D, ring_sampler(make, device), seed=0, **SHORT_RUN)
@@ -731,8 +813,11 @@ def test_train_gan_history(student, reference, make, device, partial, known_mist
             observed = {"error": (exc.exc_type, exc.message)}
             raise
         observed = run_summary(history)
-        expect_history(history, 5, "train_gan(..., steps=5)")
+        checked = expect_history(history, 5, "train_gan(..., steps=5)")
+        gate = history_gate(checked, "train_gan(..., steps=5)")
+        require_computed(gate)
     with partial.part("both networks are trained in place"):
+        require_computed(gate)
         for model, name, old in ((G, "generator", before[0]), (D, "discriminator", before[1])):
             new = student_state(model, name)
             if all(np.array_equal(new[k], old[k]) for k in old):
@@ -766,13 +851,18 @@ def test_train_gan_reproducible(student, reference, make, device, partial, known
                      list(student_state(d, "D").values())))
     observed = {"same seed, same run": same_run(runs[0], runs[1]),
                 "other seed, other run": not same_run(runs[0], runs[2])}
+    # Gate (null audit): constant histories are the same for every seed; both parts pay only
+    # when the first run's losses are not all equal.
+    gate = history_gate(runs[0][0], "train_gan(..., seed=7)")
     with partial.part("the same seed, the same run"):
+        require_computed(gate)
         if not observed["same seed, same run"]:
             raise CheckFailure("two runs of train_gan(..., seed=7) from identical networks "
                                "gave different losses or weights: draw every random number "
                                "(real batches and noise) with one torch.Generator seeded with "
                                "seed, and pass it to data_sampler and sample_noise")
     with partial.part("another seed, another run"):
+        require_computed(gate)
         if not observed["other seed, other run"]:
             raise CheckFailure("train_gan(..., seed=7) and train_gan(..., seed=8) from identical "
                                "networks gave identical runs: seed the generator with seed "
@@ -867,12 +957,16 @@ def test_train_gan_optimizers(student, reference, make, device, rng, partial, kn
     expected = reference_wiring(reference.train_gan, reference, weights, initial)
     what = ("train_gan(G, D, sampler, steps=2) from networks whose output does not depend on "
             "the noise, on data that is a single point")
+    # Gate (null audit): a train_gan that returns zeros may still make the right Adam steps;
+    # the updates and betas pay only when the returned losses are not all equal.
+    gate = history_gate(history, "train_gan(G, D, sampler, steps=2)")
     with partial.part("the history of losses"):
         for key in ("d_loss", "g_loss"):
             assert_close(observed[key], expected[key], f"{what}: history[{key!r}]",
                          tol=LOSS_TOL)
     for net, name in (("D", "discriminator"), ("G", "generator")):
         with partial.part(f"the {name}'s Adam updates"):
+            require_computed(gate)
             for key in [k for k in expected if k.startswith(net) and k != "G 0"]:
                 err = norm_error(observed[key], expected[key])
                 if err > UPDATE_TOL:
@@ -881,6 +975,7 @@ def test_train_gan_optimizers(student, reference, make, device, rng, partial, kn
                         f"state_dict order) differs from Adam's with lr {ADAM_LR:g} and betas "
                         f"{ADAM_BETAS} by {err:.2e} (relative norm; allowed {UPDATE_TOL:.0e})")
     with partial.part("Adam's betas"):
+        require_computed(gate)
         got = float(observed["G 0"][0])
         if abs(got - FIRST_STEP_SIZE) > 0.03 * FIRST_STEP_SIZE:
             raise CheckFailure(
@@ -936,8 +1031,10 @@ def trained_samples(student, make, device, seed) -> tuple[dict, np.ndarray]:
 def test_trained_gan_covers_the_ring(student, make, device, train_seed, partial):
     """Training: your GAN covers all 4 modes of the ring with mostly high-quality samples"""
     history, samples = trained_samples(student, make, device, train_seed)
+    # Gate (null audit): the history pays only when its losses are not all equal.
     with partial.part("history"):
-        expect_history(history, TRAIN["steps"], "train_gan(..., steps=1000)")
+        checked = expect_history(history, TRAIN["steps"], "train_gan(..., steps=1000)")
+        require_computed(history_gate(checked, "train_gan(..., steps=1000)"))
     quality, shares = ring_scores(samples)
     detail = (f"after train_gan(build_generator(), build_discriminator(), ring, steps=1000), "
               f"{EVAL_SAMPLES} samples G(z) with the grader's noise: {100 * quality:.1f}% are "
