@@ -577,6 +577,7 @@ def train_convnet(impl, digits, recipe=TRAIN):
 @pytest.mark.points(10)
 @pytest.mark.time_limit(60)
 @pytest.mark.covers("ConvNet", "conv_forward_fast", "conv_backward_fast")
+@pytest.mark.integration  # end to end: any upstream mistake costs here
 def test_trained_accuracy(student, digits, train_seed):
     """Training: your ConvNet reaches 94% test accuracy on digits"""
     recipe = dict(TRAIN, seed=train_seed)

@@ -746,6 +746,7 @@ def train_recall(impl, recipe=RECALL):
 @pytest.mark.time_limit(60)
 @pytest.mark.covers("rnn_forward", "rnn_backward", "temporal_affine_forward",
                     "temporal_affine_backward", "temporal_softmax_loss", "clip_grad_norm")
+@pytest.mark.integration  # end to end: any upstream mistake costs here
 def test_trained_delayed_recall(student, train_seed):
     """Training: your RNN learns to recall the symbol seen 3 steps earlier (95% accuracy)"""
     recipe = dict(RECALL, seed=train_seed)
