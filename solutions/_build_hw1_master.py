@@ -46,11 +46,18 @@ gradient `dout` (the gradient of the loss with respect to the layer's output, wr
 $\bar{y} = \partial \ell / \partial y$ in the notes) together with that cache, and returns
 the gradient with respect to each input. Everything is float64.
 
+**Arguments are read-only.** No function modifies an array it is given (`x`, `w`, `b`,
+`dout`, caches); compute new ones. One exception: an update rule may update `w` in place,
+provided it returns the updated array as `next_w`; it never modifies `dw`. The grader checks
+this rule only for a function that computes something (not zeros, a constant or its input).
+
 In each function, replace the `raise NotImplementedError` line under `# TODO: your code here`
 with your code. After each function, `check("name")` runs a few public checks: small
 hand-computed cases and comparisons against numerical gradients. Passing them is a good
-sign, not a guarantee: the grader runs more thorough hidden tests. Only the function and
-class definitions of this notebook are graded; your experiments in other cells are ignored.
+sign, not a guarantee: the grader runs more thorough hidden tests. Grading runs this
+notebook's definitions: imports, functions, classes, and the module-level values they use
+(such as `EPS = 1e-8`), in notebook order. Top-level training loops, plots and prints that
+nothing reads are not run, so your experiments cost nothing.
 """
 
 IMPORTS = """
@@ -81,6 +88,7 @@ def affine_forward(x, w, b):
     w: weights of shape (D, M).
     b: biases of shape (M,).
     Returns (out, cache): out of shape (N, M) and cache = (x, w, b).
+    Arguments are read-only: x, w and b are not modified; compute new arrays.
     """
     # BEGIN SOLUTION
     out = x.reshape(x.shape[0], -1) @ w + b
@@ -110,6 +118,7 @@ def affine_backward(dout, cache):
     dout: upstream gradient of shape (N, M).
     cache: (x, w, b) as returned by affine_forward.
     Returns (dx, dw, db) with the shapes of x, w and b.
+    Arguments are read-only: dout and the cache are not modified; compute new arrays.
     """
     x, w, b = cache
     # BEGIN SOLUTION
@@ -136,6 +145,7 @@ def relu_forward(x):
     """Forward pass of a ReLU, elementwise on an array of any shape.
 
     Returns (out, cache): out = max(0, x) with the shape of x, and cache = x.
+    Arguments are read-only: x is not modified; compute a new array.
     """
     # BEGIN SOLUTION
     out = np.maximum(0, x)
@@ -160,6 +170,7 @@ def relu_backward(dout, cache):
     dout: upstream gradient, any shape.
     cache: the input x of relu_forward, same shape as dout.
     Returns dx, the gradient with respect to x.
+    Arguments are read-only: dout and the cache are not modified; compute a new array.
     """
     x = cache
     # BEGIN SOLUTION
@@ -197,6 +208,8 @@ def softmax_loss(x, y):
     x: scores of shape (N, C).
     y: integer labels of shape (N,), 0 <= y[i] < C.
     Returns (loss, dx): a float and the gradient of the loss with respect to x, shape (N, C).
+    Numerically stable: finite and accurate for logits of +-1000.
+    Arguments are read-only: x and y are not modified; compute new arrays.
     """
     # BEGIN SOLUTION
     N = x.shape[0]
@@ -309,9 +322,12 @@ OPTIMIZERS_MD = r"""
 Every update rule has the same interface, `(w, dw, config) -> (next_w, config)`: `w` is a
 parameter array, `dw` the gradient of the loss with respect to it, and `config` a dict with
 the hyperparameters and any state the rule keeps between steps (one dict per parameter).
-`config=None` means "use the defaults"; the code filling those in is given. Return a new
-array for `next_w` rather than changing `w` in place, and store the state the next step needs
-back into `config`.
+`config=None` means "use the defaults"; the code filling those in is given. Store the state
+the next step needs back into `config`.
+
+**Read-only gradient.** An update rule may update `w` in place, provided it returns the
+updated array as `next_w`; it never modifies `dw`. Returning a new array for `next_w` is just
+as good.
 """
 
 SGD_MD = r"""
@@ -325,7 +341,8 @@ def sgd(w, dw, config=None):
     """Vanilla stochastic gradient descent.
 
     config: learning_rate (default 1e-2).
-    Returns (next_w, config).
+    Returns (next_w, config). w may be updated in place, provided it is returned as next_w;
+    dw is read-only (never modified).
     """
     config = {} if config is None else config
     config.setdefault("learning_rate", 1e-2)
@@ -355,7 +372,8 @@ def sgd_momentum(w, dw, config=None):
 
     config: learning_rate (default 1e-2), momentum (default 0.9),
             velocity (same shape as w, starts at zero).
-    Returns (next_w, config).
+    Returns (next_w, config). w may be updated in place, provided it is returned as next_w;
+    dw is read-only (never modified).
     """
     config = {} if config is None else config
     config.setdefault("learning_rate", 1e-2)
@@ -389,7 +407,8 @@ def rmsprop(w, dw, config=None):
 
     config: learning_rate (default 1e-2), decay_rate (default 0.99), epsilon (default 1e-8),
             cache (same shape as w, starts at zero).
-    Returns (next_w, config).
+    Returns (next_w, config). w may be updated in place, provided it is returned as next_w;
+    dw is read-only (never modified).
     """
     config = {} if config is None else config
     config.setdefault("learning_rate", 1e-2)
@@ -433,7 +452,8 @@ def adam(w, dw, config=None):
     config: learning_rate (default 1e-3), beta1 (default 0.9), beta2 (default 0.999),
             epsilon (default 1e-8), m and v (same shape as w, start at zero),
             t (number of steps taken, starts at 0).
-    Returns (next_w, config).
+    Returns (next_w, config). w may be updated in place, provided it is returned as next_w;
+    dw is read-only (never modified).
     """
     config = {} if config is None else config
     config.setdefault("learning_rate", 1e-3)

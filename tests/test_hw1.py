@@ -80,3 +80,46 @@ def test_a_known_mistake_is_named_in_the_feedback(tmp_path):
     test = next(t for t in unknown.results.tests if t.name.startswith("affine_backward: dx, dw"))
     assert test.status == "failed" and "largest relative error" in test.output
     assert "known mistake" not in test.output
+
+
+# ---- the optimizer rule: w may be updated in place, dw is read-only -------------------------
+
+def test_optimizers_may_update_w_in_place_but_never_dw(tmp_path):
+    """ASSIGNMENTS.md: an optimizer may update ``w`` in place, provided it returns the updated
+    array as ``next_w``; it never modifies ``dw``. Correct in-place update rules
+    (``w -= lr * dw; return w, config``) get full marks; an sgd that scales ``dw`` in place loses
+    exactly its non-mutation point."""
+    def in_place(src):
+        for old, new in (
+                ('next_w = w - config["learning_rate"] * dw\n',
+                 'w -= config["learning_rate"] * dw\n    next_w = w\n'),
+                ("next_w = w + v", "w += v\n    next_w = w"),
+                ('next_w = w - config["learning_rate"] * dw / (',
+                 'w -= config["learning_rate"] * dw / ('),
+                ('next_w = w - config["learning_rate"] * m_hat / (',
+                 'w -= config["learning_rate"] * m_hat / (')):
+            src = src.replace(old, new)
+        # rmsprop and adam: their step now ends with the in-place update; return w itself.
+        return src.replace("    # END SOLUTION\n    return next_w, config",
+                           "    next_w = w\n    # END SOLUTION\n    return next_w, config")
+
+    sources = master_cells(in_place)
+    changed = "\n".join(sources)
+    assert changed.count("w -= ") == 3 and "w += v" in changed
+    run = grade_cells(tmp_path, ASSIGNMENT, sources, name="in_place.ipynb")
+    optimizer_tests = [t for t in run.results.tests if t.name.startswith("optimizer:")]
+    assert len(optimizer_tests) >= 14
+    assert all(t.score == t.max_score for t in optimizer_tests), \
+        [(t.name, t.output) for t in optimizer_tests if t.score < t.max_score]
+    assert run.results.score == run.results.max_score
+
+    def scales_dw(src):
+        return src.replace('next_w = w - config["learning_rate"] * dw\n',
+                           'dw *= config["learning_rate"]\n    next_w = w - dw\n', 1)
+
+    run = grade_cells(tmp_path, ASSIGNMENT, master_cells(scales_dw), name="scales_dw.ipynb")
+    lost = [t for t in run.results.tests if t.score < t.max_score]
+    assert [t.name for t in lost] == ["optimizer: dw is left unchanged (w may be updated in "
+                                      "place, returned as next_w) [sgd]"], \
+        [(t.name, t.output) for t in lost]
+    assert "modified its input 'dw' in place" in lost[0].output

@@ -234,9 +234,18 @@ MUTANTS = [
     Mutant(
         name="sgd_in_place",
         function="sgd",
-        diagnosis="sgd changes w in place; return a new array instead",
+        diagnosis="sgd changes w in place and returns it as next_w",
         old='next_w = w - config["learning_rate"] * dw',
         new='w -= config["learning_rate"] * dw\n    next_w = w',
+        equivalent=True,  # the contract allows an optimizer to update w in place if returned
+    ),
+    Mutant(
+        name="sgd_modifies_dw",
+        function="sgd",
+        diagnosis="sgd scales dw in place (dw *= learning_rate): the gradient is read-only; "
+                  "compute learning_rate * dw as a new array",
+        old='next_w = w - config["learning_rate"] * dw',
+        new='dw *= config["learning_rate"]\n    next_w = w - dw',
     ),
     Mutant(
         name="momentum_wrong_sign",

@@ -27,6 +27,96 @@ def logits_and_labels(rng, n=7, c=5, scale=1.0):
     return x, y
 
 
+# ---- nothing for nothing ----------------------------------------------------------------------
+# A property (inputs left unchanged, agreement with the numerical gradient of your own forward)
+# holds trivially for a function that computes nothing: one returning zeros, a constant or its
+# input unchanged leaves its inputs alone, and a constant forward "agrees" with a zero backward.
+# Every property test below therefore pays only once a gate shows the function computes
+# something; each test's docstring names its gate.
+
+GATE_NOTE = "this property is checked only for a function that computes something"
+
+
+def _as_array(value, want, what: str) -> np.ndarray:
+    """``value`` as an array shaped like the reference's ``want`` (a scalar where it is one)."""
+    if np.ndim(want) == 0 and type(value) is not np.ndarray:
+        return np.asarray(expect_scalar(value, what))
+    return expect_array(value, what, shape=np.shape(want), dtype=None, finite=False)
+
+
+def trivial_reason(got: np.ndarray, want: np.ndarray, inputs: dict) -> str:
+    """How ``got`` is trivial where the reference's ``want`` is not ("" when it is not):
+    all zeros, one number everywhere, or one of ``inputs`` returned unchanged."""
+    if np.any(want) and not np.any(got):
+        return "zeros"
+    if want.size > 1 and np.any(want != want.flat[0]) and np.all(got == got.flat[0]):
+        return "the same number everywhere"
+    for name, value in inputs.items():
+        if (isinstance(value, np.ndarray) and value.shape == got.shape
+                and np.array_equal(got, value) and not np.array_equal(want, value)):
+            return f"its input {name!r} unchanged"
+    return ""
+
+
+def require_nontrivial(what: str, outputs, got, want, inputs: dict, again=None) -> None:
+    """The gate of a non-mutation test (nothing for nothing): the call must compute something.
+
+    ``outputs(result)`` names the arrays of a result to look at. Each of the student's (from
+    ``got``) must have the shape of the reference's (from ``want``, on the same ``inputs``) and
+    must not be all zeros, one number everywhere, or an input returned unchanged, where the
+    reference's is not. ``again``, the student's and the reference's results on other inputs:
+    each output must change where the reference's does (it depends on the inputs as the
+    reference's does). A wrong but real result passes: the value tests take its points.
+    """
+    try:
+        wanted = [(label, np.asarray(value)) for label, value in outputs(want)]
+        gotten = [(label, _as_array(value, ref, f"{what} {label}"))
+                  for (label, value), (_, ref) in zip(outputs(got), wanted, strict=True)]
+        if again is not None:
+            again_got, again_want = again
+            again_pairs = [(_as_array(value, ref, f"{what} {label}"), np.asarray(ref))
+                           for (label, value), (_, ref) in zip(outputs(again_got),
+                                                               outputs(again_want), strict=True)]
+    except CheckFailure as exc:
+        raise CheckFailure(f"not checked: {exc}; {GATE_NOTE}", what=what) from None
+    for (label, value), (_, ref) in zip(gotten, wanted, strict=True):
+        reason = trivial_reason(value, ref, inputs)
+        if reason:
+            raise CheckFailure(f"not checked: your {what} returned {reason} as {label}, while "
+                               f"the expected {label} is not; {GATE_NOTE}", what=what)
+    if again is None:
+        return
+    for (label, value), (_, ref), (value2, ref2) in zip(gotten, wanted, again_pairs,
+                                                         strict=True):
+        if (value2.shape == value.shape and np.array_equal(value2, value)
+                and not np.array_equal(ref2, ref)):
+            raise CheckFailure(f"not checked: your {what} returned the same {label} for other "
+                               f"inputs, while the expected {label} changes; {GATE_NOTE}",
+                               what=what)
+
+
+def first_output(what: str, label: str):
+    """``outputs`` for require_nontrivial: the first of a pair ``(out, cache)``."""
+    return lambda result: [(label, expect_tuple(result, 2, what)[0])]
+
+
+def require_nontrivial_gradient(analytic, numeric, reference_grad, what: str, forward: str,
+                                wrt: str) -> None:
+    """The gate of a numerical-gradient self-consistency test: where the reference's gradient
+    is not zero, your forward must change when ``wrt`` changes (its numerical gradient is not
+    zero) and your backward must not return zeros."""
+    if not np.any(np.asarray(reference_grad, dtype=np.float64)):
+        return
+    if type(numeric) is np.ndarray and not np.any(numeric):
+        raise CheckFailure(
+            f"not checked: your {forward}'s output does not change when {wrt} changes (its "
+            f"numerical gradient is zero), while the expected output does; {GATE_NOTE}",
+            what=what)
+    if type(analytic) is np.ndarray and not np.any(analytic):
+        raise CheckFailure(f"not checked: your {what} is all zeros, while the expected gradient "
+                           f"is not; {GATE_NOTE}", what=what)
+
+
 # ---- affine ---------------------------------------------------------------------------------
 
 @pytest.mark.points(4)
@@ -41,10 +131,17 @@ def test_affine_forward_values(student, reference, rng):
 
 @pytest.mark.points(1)
 @pytest.mark.covers("affine_forward")
-def test_affine_forward_does_not_mutate(student, rng):
-    """affine_forward: inputs are left unchanged"""
+def test_affine_forward_does_not_mutate(student, reference, rng):
+    """affine_forward: inputs are left unchanged
+
+    Gate: out is not trivial (zeros, one number, an input) and changes with the inputs, as the
+    reference's does."""
     x, w, b = affine_inputs(rng)
-    _, args, _ = student.affine_forward.call_returning_args(x, w, b)
+    result, args, _ = student.affine_forward.call_returning_args(x, w, b)
+    other = (2 * x + 0.5, w[::-1].copy(), -b)
+    require_nontrivial("affine_forward", first_output("affine_forward", "out"),
+                       result, reference.affine_forward(x, w, b), dict(x=x, w=w, b=b),
+                       again=(student.affine_forward(*other), reference.affine_forward(*other)))
     assert_not_mutated({"x": x, "w": w, "b": b}, dict(zip("xwb", args)), "affine_forward")
 
 
@@ -67,7 +164,10 @@ def test_affine_backward_matches_reference(student, reference, rng, partial):
 @pytest.mark.points(3)
 @pytest.mark.covers("affine_backward")
 def test_affine_backward_numerical(student, reference, rng, partial):
-    """affine_backward: agrees with numerical gradients of your affine_forward"""
+    """affine_backward: agrees with numerical gradients of your affine_forward
+
+    Gate, per gradient: your affine_forward's output changes when that input changes (as the
+    reference's does) and your gradient is not all zeros (as the reference's is not)."""
     x, w, b = affine_inputs(rng)
     dout = rng.standard_normal((4, 5))
     inputs = dict(x=x, w=w, b=b, dout=dout)
@@ -85,31 +185,65 @@ def test_affine_backward_numerical(student, reference, rng, partial):
     for i, (name, got) in enumerate(zip(("dx", "dw", "db"), grads)):
         with partial.part(name):
             numeric = numeric_vjp(forward(student), [x, w, b], i, dout)
+            require_nontrivial_gradient(got, numeric, ref_grads[i], f"affine_backward {name}",
+                                        "affine_forward", "xwb"[i])
             assert_gradient(got, numeric, f"affine_backward {name}", tol=tol, inputs=inputs)
 
 
 @pytest.mark.points(2)
 @pytest.mark.covers("relu_forward", "relu_backward", "affine_backward", "softmax_loss")
-def test_layers_do_not_mutate_inputs(student, rng, partial):
-    """layers: relu, affine_backward and softmax_loss leave their inputs unchanged"""
+def test_layers_do_not_mutate_inputs(student, reference, rng, partial):
+    """layers: relu, affine_backward and softmax_loss leave their inputs unchanged
+
+    Gate, per part: the call's result is not trivial (zeros, one number, an input returned
+    unchanged) and changes with the inputs, as the reference's does."""
     x = rng.standard_normal((4, 5))
     dout = rng.standard_normal((4, 5))
     y = np.arange(4) % 5
     with partial.part("relu_forward"):
-        _, args, _ = student.relu_forward.call_returning_args(x)
+        result, args, _ = student.relu_forward.call_returning_args(x)
+        x2 = -2 * x + 0.5
+        require_nontrivial("relu_forward", first_output("relu_forward", "out"),
+                           result, reference.relu_forward(x), dict(x=x),
+                           again=(student.relu_forward(x2), reference.relu_forward(x2)))
         assert_not_mutated({"x": x}, {"x": args[0]}, "relu_forward")
     with partial.part("relu_backward"):
         _, cache = expect_tuple(student.relu_forward(x), 2, "relu_forward")
-        _, args, _ = student.relu_backward.call_returning_args(dout, cache)
+        _, ref_cache = reference.relu_forward(x)
+        result, args, _ = student.relu_backward.call_returning_args(dout, cache)
+        dout2 = -2 * dout + 0.5
+        require_nontrivial("relu_backward", lambda r: [("dx", r)], result,
+                           reference.relu_backward(dout, ref_cache), dict(dout=dout, x=x),
+                           again=(student.relu_backward(dout2, cache),
+                                  reference.relu_backward(dout2, ref_cache)))
         assert_not_mutated({"dout": dout}, {"dout": args[0]}, "relu_backward")
     with partial.part("affine_backward"):
         w, b = rng.standard_normal((5, 3)), rng.standard_normal(3)
         _, cache = expect_tuple(student.affine_forward(x, w, b), 2, "affine_forward")
+        _, ref_cache = reference.affine_forward(x, w, b)
         up = rng.standard_normal((4, 3))
-        _, args, _ = student.affine_backward.call_returning_args(up, cache)
+        result, args, _ = student.affine_backward.call_returning_args(up, cache)
+        up2 = -2 * up + 0.5
+
+        def grads(r):
+            return list(zip(("dx", "dw", "db"), expect_tuple(r, 3, "affine_backward"),
+                            strict=True))
+
+        require_nontrivial("affine_backward", grads, result,
+                           reference.affine_backward(up, ref_cache), dict(dout=up, x=x, w=w),
+                           again=(student.affine_backward(up2, cache),
+                                  reference.affine_backward(up2, ref_cache)))
         assert_not_mutated({"dout": up}, {"dout": args[0]}, "affine_backward")
     with partial.part("softmax_loss"):
-        _, args, _ = student.softmax_loss.call_returning_args(x, y)
+        result, args, _ = student.softmax_loss.call_returning_args(x, y)
+        x2 = -2 * x + 0.5
+
+        def loss_and_dx(r):
+            return list(zip(("loss", "dx"), expect_tuple(r, 2, "softmax_loss"), strict=True))
+
+        require_nontrivial("softmax_loss", loss_and_dx, result, reference.softmax_loss(x, y),
+                           dict(x=x), again=(student.softmax_loss(x2, y),
+                                             reference.softmax_loss(x2, y)))
         assert_not_mutated({"x": x}, {"x": args[0]}, "softmax_loss")
 
 
@@ -129,19 +263,23 @@ def test_relu_forward_values(student, reference, rng):
 @pytest.mark.points(3)
 @pytest.mark.covers("relu_backward")
 def test_relu_backward(student, reference, rng, partial):
-    """relu_backward: against the reference and the numerical gradient"""
+    """relu_backward: against the reference and the numerical gradient
+
+    Gate of the numerical part: your relu_forward's output changes when x changes and your dx
+    is not all zeros, where the reference's gradient is not zero."""
     x = rng.standard_normal((3, 4, 5))
     x[np.abs(x) < 1e-3] = 0.5  # no kinks within the finite-difference step
     dout = rng.standard_normal(x.shape)
     inputs = dict(x=x, dout=dout)
     _, cache = expect_tuple(student.relu_forward(x), 2, "relu_forward")
     dx = student.relu_backward(dout, cache)
+    _, ref_cache = reference.relu_forward(x)
+    ref_dx = reference.relu_backward(dout, ref_cache)
     with partial.part("against the reference", 2):
-        _, ref_cache = reference.relu_forward(x)
-        assert_close(dx, reference.relu_backward(dout, ref_cache), "relu_backward dx",
-                     inputs=inputs)
+        assert_close(dx, ref_dx, "relu_backward dx", inputs=inputs)
     with partial.part("numerical gradient"):
         numeric = numeric_vjp(lambda v: student.relu_forward(v)[0], [x], 0, dout)
+        require_nontrivial_gradient(dx, numeric, ref_dx, "relu_backward dx", "relu_forward", "x")
         assert_gradient(dx, numeric, "relu_backward dx", tol=1e-7, inputs=inputs)
 
 
@@ -163,13 +301,17 @@ def test_softmax_loss_matches_reference(student, reference, rng, partial):
 @pytest.mark.points(3)
 @pytest.mark.covers("softmax_loss")
 def test_softmax_loss_numerical(student, reference, rng):
-    """softmax_loss: dx agrees with the numerical gradient of your loss"""
+    """softmax_loss: dx agrees with the numerical gradient of your loss
+
+    Gate: your loss changes when x changes (as the reference's does) and your dx is not all
+    zeros (as the reference's is not)."""
     x, y = logits_and_labels(rng)
-    ref_err = norm_error(reference.softmax_loss(x, y)[1],
-                         numeric_gradient(lambda v: reference.softmax_loss(v, y)[0], x))
+    ref_dx = reference.softmax_loss(x, y)[1]
+    ref_err = norm_error(ref_dx, numeric_gradient(lambda v: reference.softmax_loss(v, y)[0], x))
     _, dx = expect_tuple(student.softmax_loss(x, y), 2, "softmax_loss")
     numeric = numeric_gradient(
         lambda v: expect_scalar(student.softmax_loss(v, y)[0], "softmax_loss loss"), x)
+    require_nontrivial_gradient(dx, numeric, ref_dx, "softmax_loss dx", "softmax_loss loss", "x")
     assert_gradient(dx, numeric, "softmax_loss dx", tol=gradient_tolerance(ref_err),
                     inputs=dict(x=x, y=y))
 
@@ -268,10 +410,14 @@ def test_net_loss_and_gradients(student, reference, rng, partial):
 
 @pytest.mark.points(4)
 @pytest.mark.covers("FullyConnectedNet")
-def test_net_numerical_gradients(student, rng, partial):
-    """FullyConnectedNet: gradients agree with numerical gradients of your loss"""
+def test_net_numerical_gradients(student, reference, rng, partial):
+    """FullyConnectedNet: gradients agree with numerical gradients of your loss
+
+    Gate, per parameter: your loss changes when the parameter changes and your gradient is not
+    all zeros, where the reference's gradient is not zero."""
     X, y = net_data(rng)
     params = random_params(rng)
+    _, ref_grads = net_with_params(reference, params).loss(X, y)
     net = net_with_params(student, params)
     _, grads = loss_and_grads(net, X, y)
     for key in sorted(params):
@@ -281,6 +427,9 @@ def test_net_numerical_gradients(student, rng, partial):
                 return expect_scalar(net.loss(X, y)[0], "FullyConnectedNet loss")
 
             numeric = numeric_gradient(loss_at, params[key])
+            require_nontrivial_gradient(grads.get(key), numeric, ref_grads[key],
+                                        f"FullyConnectedNet grads[{key!r}]",
+                                        "FullyConnectedNet.loss", f"params[{key!r}]")
             assert_gradient(grads.get(key), numeric, f"FullyConnectedNet grads[{key!r}]",
                             tol=1e-6, inputs=dict(X=X, y=y, reg=NET_ARGS["reg"]))
 
@@ -288,10 +437,11 @@ def test_net_numerical_gradients(student, rng, partial):
 # ---- optimizers ------------------------------------------------------------------------------------
 
 def run_steps(impl, rule, w, dws, config):
-    """Apply ``rule`` for each gradient in turn, threading the config through."""
+    """Apply ``rule`` for each gradient in turn, threading the config through. The rule gets
+    copies of ``w`` and ``dw``: it may update w in place (the contract allows it)."""
     outs = []
     for dw in dws:
-        result = expect_tuple(getattr(impl, rule)(w, dw, config), 2, rule)
+        result = expect_tuple(getattr(impl, rule)(np.array(w), np.array(dw), config), 2, rule)
         w, config = result
         outs.append((w, config))
     return outs
@@ -305,7 +455,13 @@ OPTIMIZER_CASES = {
 }
 
 
-@pytest.mark.parametrize("rule", list(OPTIMIZER_CASES))
+def rules(names):
+    """One parameter per update rule, each tagged covers(rule): the null audit then replaces
+    each rule alone too, not only every function at once."""
+    return [pytest.param(name, id=name, marks=pytest.mark.covers(name)) for name in names]
+
+
+@pytest.mark.parametrize("rule", rules(OPTIMIZER_CASES))
 @pytest.mark.points(3)
 def test_optimizer_steps(rule, student, reference, rng, partial):
     """optimizer: three steps against the reference (non-default hyperparameters)"""
@@ -319,7 +475,7 @@ def test_optimizer_steps(rule, student, reference, rng, partial):
                          inputs=dict(w=w, dw=dws[step - 1]))
 
 
-@pytest.mark.parametrize("rule", ["rmsprop", "adam"])
+@pytest.mark.parametrize("rule", rules(["rmsprop", "adam"]))
 @pytest.mark.points(2)
 def test_optimizer_small_gradients(rule, student, reference, rng):
     """optimizer: two steps with tiny gradients, where epsilon's placement matters"""
@@ -331,7 +487,7 @@ def test_optimizer_small_gradients(rule, student, reference, rng):
                  inputs=dict(w=w, dw=dws[-1]))
 
 
-@pytest.mark.parametrize("rule", list(OPTIMIZER_CASES))
+@pytest.mark.parametrize("rule", rules(OPTIMIZER_CASES))
 @pytest.mark.points(1)
 def test_optimizer_defaults(rule, student, reference, rng):
     """optimizer: config=None fills in the documented defaults"""
@@ -350,14 +506,34 @@ def test_optimizer_defaults(rule, student, reference, rng):
     assert_close(w_got, w_want, f"{rule} next_w with default config", inputs=dict(w=w, dw=dw))
 
 
-@pytest.mark.parametrize("rule", list(OPTIMIZER_CASES))
+@pytest.mark.parametrize("rule", rules(OPTIMIZER_CASES))
 @pytest.mark.points(1)
-def test_optimizer_does_not_mutate(rule, student, rng):
-    """optimizer: w and dw are left unchanged (return a new array)"""
+def test_optimizer_leaves_dw_unchanged(rule, student, reference, rng):
+    """optimizer: dw is left unchanged (w may be updated in place, returned as next_w)
+
+    The contract: an optimizer may update w in place provided it returns the updated array as
+    next_w; it never modifies dw. Gate: next_w is not trivial (zeros, one number, w or dw
+    unchanged) and changes with w and dw, as the reference's does."""
     w = rng.standard_normal((3, 2))
     dw = rng.standard_normal((3, 2))
-    _, args, _ = getattr(student, rule).call_returning_args(w, dw, dict(OPTIMIZER_CASES[rule]))
-    assert_not_mutated({"w": w, "dw": dw}, {"w": args[0], "dw": args[1]}, rule)
+    update, ref_update = getattr(student, rule), getattr(reference, rule)
+
+    def config():
+        return dict(OPTIMIZER_CASES[rule])
+
+    result, args, _ = update.call_returning_args(w, dw, config())
+    w2, dw2 = w + 1.0, -2 * dw + 0.5
+    require_nontrivial(rule, first_output(rule, "next_w"), result,
+                       ref_update(w.copy(), dw.copy(), config()), dict(w=w, dw=dw),
+                       again=(update(w2, dw2, config()), ref_update(w2.copy(), dw2.copy(),
+                                                                    config())))
+    assert_not_mutated({"dw": dw}, {"dw": args[1]}, rule)
+    w_after, next_w = args[0], result[0]
+    if not (type(w_after) is np.ndarray and w_after.shape == w.shape
+            and (np.array_equal(w_after, w) or np.array_equal(w_after, next_w))):
+        raise CheckFailure(f"{rule} changed w in place to something other than the next_w it "
+                           "returned: update w in place only with the step itself, or leave it "
+                           "unchanged and return a new array", what=rule)
 
 
 # ---- training ---------------------------------------------------------------------------------------
