@@ -568,6 +568,7 @@ def train_net(impl, digits, recipe=TRAIN):
 @pytest.mark.points(10)
 @pytest.mark.time_limit(60)
 @pytest.mark.covers("FullyConnectedNet", "adam")
+@pytest.mark.integration  # end to end: any upstream mistake costs here
 def test_trained_accuracy(student, digits, train_seed):
     """Training: your net and adam reach 95% test accuracy on digits"""
     recipe = dict(TRAIN, seed=train_seed)

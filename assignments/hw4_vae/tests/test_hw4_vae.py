@@ -795,6 +795,7 @@ def train_and_measure(student, reference, digits, device, seed=0):
 @pytest.mark.points(10)
 @pytest.mark.time_limit(90)
 @pytest.mark.covers("VAE", "train_vae", "neg_elbo", "reparameterize")
+@pytest.mark.integration  # end to end: any upstream mistake costs here
 def test_trained_vae(student, reference, digits, device, train_seed, partial, figures):
     """Training: your VAE's negative ELBO on the test digits is below 26.0 nats"""
     losses, value = train_and_measure(student, reference, digits, device, train_seed)

@@ -1028,6 +1028,7 @@ def trained_samples(student, make, device, seed) -> tuple[dict, np.ndarray]:
 @pytest.mark.points(10)
 @pytest.mark.time_limit(90)
 @pytest.mark.covers("train_gan", "gan_step", "build_generator", "build_discriminator")
+@pytest.mark.integration  # end to end: any upstream mistake costs here
 def test_trained_gan_covers_the_ring(student, make, device, train_seed, partial):
     """Training: your GAN covers all 4 modes of the ring with mostly high-quality samples"""
     history, samples = trained_samples(student, make, device, train_seed)
