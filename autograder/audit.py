@@ -168,17 +168,10 @@ def undefined_covers(assignment: Assignment, run: GradeRun) -> list[str]:
 def _top_level_names(path: Path) -> set[str]:
     import ast
 
-    from .notebook import extract_code
+    from .notebook import top_level_statements
 
-    names = set()
-    for _number, code in extract_code(nbformat.read(path, as_version=4)).cells:
-        try:
-            tree = ast.parse(code)  # the instructor's notebooks: trusted
-        except SyntaxError:
-            continue
-        names |= {s.name for s in tree.body
-                  if isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))}
-    return names
+    return {s.name for s in top_level_statements(nbformat.read(path, as_version=4))
+            if isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))}
 
 
 def check_nulls(assignment: Assignment, report: AuditReport, progress) -> None:

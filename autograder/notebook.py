@@ -293,3 +293,15 @@ def neutralise_ipython(source: str, transformer, number: int, notes: list[str]) 
         return transformer.transform_cell(source)
     except Exception:  # noqa: BLE001 - the tokenizer rejects some broken code; let it fail later
         return source
+
+
+def top_level_statements(nb):
+    """Every top-level statement of a trusted notebook's code cells (magics neutralised),
+    for tools reading the instructor's own notebooks; cells that do not parse are skipped."""
+    import ast
+
+    for _number, code in extract_code(nb).cells:
+        try:
+            yield from ast.parse(code).body
+        except SyntaxError:
+            continue

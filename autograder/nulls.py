@@ -70,22 +70,16 @@ class NullResult:
 def contract_names(skeleton: Path) -> tuple[list[str], list[str]]:
     """(functions, classes) the skeleton leaves to the student: top-level definitions that
     raise NotImplementedError somewhere inside."""
+    from .notebook import top_level_statements
+
     functions, classes = [], []
-    nb = nbformat.read(skeleton, as_version=4)
-    for cell in nb.cells:
-        if cell.cell_type != "code":
+    for stmt in top_level_statements(nbformat.read(skeleton, as_version=4)):
+        if not isinstance(stmt, (ast.FunctionDef, ast.ClassDef)):
             continue
-        try:
-            tree = ast.parse(cell.source)
-        except SyntaxError:
-            continue
-        for stmt in tree.body:
-            if not isinstance(stmt, (ast.FunctionDef, ast.ClassDef)):
-                continue
-            raises = any(isinstance(n, ast.Raise) and "NotImplementedError" in ast.unparse(n)
-                         for n in ast.walk(stmt))
-            if raises:
-                (classes if isinstance(stmt, ast.ClassDef) else functions).append(stmt.name)
+        raises = any(isinstance(n, ast.Raise) and "NotImplementedError" in ast.unparse(n)
+                     for n in ast.walk(stmt))
+        if raises:
+            (classes if isinstance(stmt, ast.ClassDef) else functions).append(stmt.name)
     return functions, classes
 
 
