@@ -40,6 +40,33 @@ class CheckFailure(AssertionError):
         self.inputs = inputs or {}
 
 
+class UpstreamFailure(CheckFailure):
+    """A function that a composite calls fails on its own (its tests say how), so the
+    composite cannot be judged with it."""
+
+
+def one_of(check, candidates) -> None:
+    """Passes when ``check(expected)`` passes for one of the candidate expectations (None ones
+    are skipped); else raises the first one's failure.
+
+    A composite may call the student's own parts or compute them itself: it is right when it
+    matches the contract built on the reference's parts or on the student's, whose mistakes
+    cost in their own tests only.
+    """
+    first = None
+    for expected in candidates:
+        if expected is None:
+            continue
+        try:
+            check(expected)
+            return
+        except CheckFailure as exc:
+            first = first or exc
+    if first is None:
+        raise ValueError("one_of needs at least one candidate")
+    raise first
+
+
 def describe_inputs(inputs: dict | None) -> str:
     if not inputs:
         return ""

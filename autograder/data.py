@@ -20,3 +20,38 @@ def load_digits_split():
     for arr in (X_train, X_test, y_train, y_test):
         arr.setflags(write=False)  # shared across tests: nobody may change it by accident
     return X_train, X_test, y_train, y_test
+
+
+
+def disguise(split, seed: int, *, permute: bool = True, flip: str | None = None):
+    """The same learning problem in a form no bundled copy of the data matches.
+
+    Trained checks train and evaluate on this, so a model that looks rows up in (or was fitted
+    to) scikit-learn's digits, which the worker can load, gains nothing. Labels are relabelled
+    by a permutation; with ``permute`` the features are shuffled, and ``flip`` changes half of
+    them: "sign" (``x -> -x``) or "complement" (``x -> 1 - x``, for values in [0, 1]). A fully
+    connected network learns the disguised problem as well as the original: its first layer
+    absorbs the feature changes, its last the relabelling (signed permutations even leave
+    Gaussian initialisation and Adam's per-coordinate steps unchanged). A convolutional network
+    needs its inputs' layout: ``permute=False``.
+    """
+    X_train, X_test, y_train, y_test = split
+    rng = np.random.default_rng(seed)
+    labels = rng.permutation(int(max(y_train.max(), y_test.max())) + 1)
+    order = rng.permutation(X_train.shape[1]) if permute else np.arange(X_train.shape[1])
+    flipped = rng.random(X_train.shape[1]) < 0.5
+
+    def features(X):
+        X = X[:, order]
+        if flip == "sign":
+            return np.where(flipped, -X, X)
+        if flip == "complement":
+            return np.where(flipped, 1.0 - X, X)
+        if flip is not None:
+            raise ValueError(f"flip must be None, 'sign' or 'complement', not {flip!r}")
+        return X
+
+    out = features(X_train), features(X_test), labels[y_train], labels[y_test]
+    for arr in out:
+        arr.setflags(write=False)
+    return out

@@ -90,11 +90,12 @@ def grade_notebook(path: Path, assignment: Assignment, **options) -> GradeRun:
 def _grade_notebook(path: Path, assignment: Assignment, *, device: str = "cpu",
                    private: Sequence[Path] = (), confidential: Sequence[Path] = (),
                    quiet: bool = True, stop_at_first_loss: bool = False,
-                   diagnose: bool = True) -> GradeRun:
+                   diagnose: bool = True, only: Sequence[str] | None = None) -> GradeRun:
     """Never raises for a bad submission: a broken notebook still gets a valid Results.
 
     ``stop_at_first_loss`` ends the run at the first test that loses points (a quick yes/no for
-    audits of known mistakes); the results then hold only the tests that ran. ``private``:
+    audits of known mistakes); the results then hold only the tests that ran, as with ``only``
+    (node ids relative to the assignment folder: run just those tests). ``private``:
     folders the student's code must not see besides the assignment's secrets (other students'
     submissions, results); the submission's own folder always is, where it can be hidden.
     ``confidential``: folders holding other students' work (a batch's input and output):
@@ -164,7 +165,8 @@ def _grade_notebook(path: Path, assignment: Assignment, *, device: str = "cpu",
                                time_limit_cap=assignment.time_limit_cap, device=device,
                                diagnoser=assignment.diagnoser if diagnose else None)
         t0 = time.monotonic()
-        outcomes = run_tests(assignment, plugin, quiet, stop_at_first_loss)
+        outcomes = run_tests(assignment, plugin, quiet, stop_at_first_loss,
+                             list(only) if only else None)
         timings["tests"] = time.monotonic() - t0
     except InfrastructureError as exc:
         session.close()

@@ -3,7 +3,7 @@
 Markers: ``points(n)``, ``visible`` / ``hidden`` / ``after_due_date`` / ``after_published``,
 ``time_limit(seconds)``, ``partial`` (use the ``partial`` fixture), ``covers("function")``.
 Fixtures: ``student``, ``reference``, ``rng``, ``partial``, ``digits``, ``device``, ``make``,
-``train_seed``, ``figures``, ``known_mistakes``.
+``train_seed``, ``figures``, ``known_mistakes``, ``fresh_worker``.
 """
 from __future__ import annotations
 
@@ -177,6 +177,17 @@ class GradingPlugin:
         if self.student_override is not None:
             return LocalFactory()
         return WorkerFactory(self.session)
+
+    @pytest.fixture
+    def fresh_worker(self):
+        """``fresh_worker()``: restart the student's worker with the notebook reloaded, so
+        what runs next cannot reach anything earlier calls were shown or kept (a trained
+        check evaluates a reloaded copy of the model on data training never saw). Handles
+        to the old worker's objects die; a no-op for trusted code run in this process."""
+        def restart():
+            if self.student_override is None and self.session is not None:
+                self.session.restart()
+        return restart
 
     @pytest.fixture
     def figures(self, request):

@@ -237,6 +237,14 @@ class StudentSession:
     def close(self):
         self.sandbox.close()
 
+    def restart(self):
+        """A new worker with the notebook loaded again: nothing the old one was shown or kept
+        (globals, files, caches) survives. The reload is the grader's time, not the test's."""
+        began = time.monotonic()
+        self.start()
+        if self.deadline is not None:
+            self.deadline += time.monotonic() - began
+
     # ---- per-test state ----------------------------------------------------------------
     def begin_test(self, seed: int, limit: float):
         self.seed = seed
@@ -401,6 +409,9 @@ class InProcessSession(StudentSession):
 
     def close(self):
         pass
+
+    def restart(self):
+        pass  # trusted code in this process: nothing to forget
 
     def begin_test(self, seed: int, limit: float):
         self.seed, self.limit = seed, limit

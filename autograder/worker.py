@@ -403,6 +403,10 @@ def _probe_vae(mu, logvar, logits):
     return ProbeVAE()
 
 
+TORCH_FACTORIES = ("torch.optim.Adam", "torch.optim.SGD", "torch.Generator", "torch.nn.Linear",
+                   "torch.nn.LeakyReLU", "torch.nn.Sequential")
+
+
 def trusted_factory(name: str):
     """Grader-side code may build these in the worker (optimizers, copies, data samplers):
     objects a hidden test needs next to the student's, which no student name may provide."""
@@ -416,11 +420,15 @@ def trusted_factory(name: str):
         return _mixture_sampler
     if name == "probe_vae":
         return _probe_vae
-    if name in ("torch.optim.Adam", "torch.optim.SGD", "torch.Generator"):
+    if name in TORCH_FACTORIES:
         import torch
 
+        # Plain torch layers let a test build a network of its own beside the student's (a
+        # composite is then judged without the student's builders).
         return {"torch.optim.Adam": torch.optim.Adam, "torch.optim.SGD": torch.optim.SGD,
-                "torch.Generator": torch.Generator}[name]
+                "torch.Generator": torch.Generator, "torch.nn.Linear": torch.nn.Linear,
+                "torch.nn.LeakyReLU": torch.nn.LeakyReLU,
+                "torch.nn.Sequential": torch.nn.Sequential}[name]
     raise LookupError(f"no trusted factory named {name!r}")
 
 

@@ -485,6 +485,12 @@ on scikit-learn's 8x8 digits (1797 images, pixel values scaled to [0, 1]). Each 
 the training examples in a fresh random order, in minibatches of 64. The grader trains in the
 same way and expects at least 95% test accuracy; a correct implementation gets about 97%
 within a second or two. Try the other update rules too: how do they compare?
+
+How the grader measures it: it trains your net on a disguised copy of the digits (the pixels
+shuffled and half of them negated, the labels renamed; a fully connected net learns that copy
+exactly as well), then computes the test accuracy itself, with the contract's forward pass and
+your trained `params`, on test images your code is never given. So only what your net learned
+counts.
 """
 
 TRAIN = '''

@@ -374,6 +374,13 @@ it takes `mu, logvar` from your `encode`, draws 8 codes per image itself, decode
 your `decode`, and averages $-\log p(x \mid z) + \mathrm{KL}$. It must be below **26.0 nats per
 image**; a correct solution reaches about 24.7 (for comparison, an untrained model scores about
 45, i.e. $64 \log 2$). `estimate_neg_elbo` below does the same with your functions.
+
+Two details of the grader's run: the digits are disguised (their pixels shuffled; a fully
+connected VAE learns them exactly as well), and the test images
+go to copies of your trained model: a new `VAE()` loaded with its `state_dict()` in a fresh
+process for `encode`, another for `decode`. Keep everything the model needs in its parameters
+and buffers (an `nn.Module` does this by itself). The falling epoch losses earn their 2 points
+only when the trained model beats one that ignores its input.
 """
 
 DIGITS = '''

@@ -367,8 +367,11 @@ RING_MD = r"""
 Nothing below is graded, but the grader runs the same experiment. It trains
 `build_generator()` and `build_discriminator()` with
 `train_gan(G, D, sampler, steps=1000, batch_size=256, noise_dim=4)` on four Gaussians of
-standard deviation 0.1 centred on a circle of radius 2, then draws 2001 samples `G(z)` with
-noise of its own and scores them as `ring_scores` below does:
+standard deviation 0.1 centred on a circle of radius 2, then draws 2001 samples with noise
+of its own from the trained generator's parameters (its three `Linear` layers, as
+`state_dict()` lists them, run by the grader as the contract's network) and scores them as
+`ring_scores` below does (the history earns its point only when the samples meet one of the
+two measures):
 
 - a sample is **high quality** if it lies within 3 standard deviations (0.3) of the nearest
   centre; more than **60%** of the samples must be;

@@ -9,7 +9,8 @@ import pytest
 from autograder.checks import (CheckFailure, assert_close, assert_gradient, assert_metric,
                                assert_not_mutated, check_initial_params, expect_array,
                                expect_scalar, expect_tuple, gradient_tolerance,
-                               norm_error, numeric_gradient, numeric_vjp)
+                               norm_error, numeric_gradient, numeric_vjp, type_name)
+from autograder.data import disguise
 
 VALUE_TOL = 1e-7  # same float64 formula, different operation order: ~1e-14 in practice
 
@@ -542,11 +543,20 @@ TRAIN = dict(hidden_dims=[64], weight_scale=0.1, reg=1e-4, optimizer="adam",
              learning_rate=5e-3, batch_size=64, epochs=15, seed=0)
 
 
-def train_net(impl, digits, recipe=TRAIN):
+# The trained check trains on a disguised copy of digits (features shuffled and half of them
+# negated, labels renamed; data.disguise) and evaluates the trained params with the reference's
+# forward pass here, on test rows the worker is never sent: a net that looks rows up in the
+# bundled digits, or was fitted to them, learns nothing it can use.
+DISGUISE_SEED = 70_913
+
+
+def train_net(impl, reference, digits, recipe=TRAIN):
+    """Train ``impl``'s net with its optimizer; the test accuracy of the trained params, by the
+    reference's forward pass in this process."""
     X_train, X_test, y_train, y_test = digits
-    net = impl.FullyConnectedNet(recipe["hidden_dims"], input_dim=64, num_classes=10,
-                                 weight_scale=recipe["weight_scale"], reg=recipe["reg"],
-                                 seed=recipe["seed"])
+    shape = dict(input_dim=64, num_classes=10, weight_scale=recipe["weight_scale"],
+                 reg=recipe["reg"], seed=recipe["seed"])
+    net = impl.FullyConnectedNet(recipe["hidden_dims"], **shape)
     params = net.params
     configs = {k: {"learning_rate": recipe["learning_rate"]} for k in params}
     update = getattr(impl, recipe["optimizer"])
@@ -560,8 +570,14 @@ def train_net(impl, digits, recipe=TRAIN):
                 params[key], configs[key] = expect_tuple(
                     update(params[key], grads[key], configs[key]), 2, recipe["optimizer"])
             net.params = params
-    scores = expect_array(net.loss(X_test), "scores on the test split",
-                          shape=(len(X_test), 10))
+    judge = reference.FullyConnectedNet(recipe["hidden_dims"], **shape)
+    if type(params) is not dict or sorted(params) != sorted(judge.params):
+        raise CheckFailure(f"after training, net.params has the keys "
+                           f"{sorted(params) if isinstance(params, dict) else type_name(params)}"
+                           f"; the contract's are {sorted(judge.params)}")
+    judge.params = {key: expect_array(params[key], f"the trained params[{key!r}]",
+                                      shape=judge.params[key].shape) for key in judge.params}
+    scores = judge.loss(X_test)
     return float(np.mean(np.argmax(scores, axis=1) == y_test))
 
 
@@ -569,10 +585,14 @@ def train_net(impl, digits, recipe=TRAIN):
 @pytest.mark.time_limit(60)
 @pytest.mark.covers("FullyConnectedNet", "adam")
 @pytest.mark.integration  # end to end: any upstream mistake costs here
-def test_trained_accuracy(student, digits, train_seed):
+def test_trained_accuracy(student, reference, digits, train_seed):
     """Training: your net and adam reach 95% test accuracy on digits"""
     recipe = dict(TRAIN, seed=train_seed)
-    accuracy = train_net(student, digits, recipe)
+    accuracy = train_net(student, reference, disguise(digits, DISGUISE_SEED + train_seed,
+                                                      flip="sign"), recipe)
     assert_metric(accuracy, 0.95, "test accuracy",
-                  detail=f"after training with {recipe}; the reference reaches about 0.97 with "
-                         "the same recipe")
+                  detail=f"after training with {recipe} on a disguised copy of digits "
+                         "(features shuffled and half negated, labels renamed), measured by "
+                         "the grader's forward pass with your trained params on test rows your "
+                         "code never sees; the reference reaches about 0.97 with the same "
+                         "recipe")

@@ -18,10 +18,11 @@ import numpy as np
 import pytest
 import torch
 
-from autograder.checks import (CheckFailure, assert_close, assert_metric, describe_inputs,
-                               expect_array, expect_tuple, norm_error, type_name)
+from autograder.checks import (CheckFailure, UpstreamFailure, assert_close, assert_metric,
+                               describe_inputs, expect_array, expect_tuple, norm_error, one_of,
+                               type_name)
 from autograder.diagnose import dicts_close
-from autograder.session import StudentCodeError
+from autograder.session import StudentCodeError, StudentTimeout
 from autograder.wire import TensorValue
 
 # ---- helpers ------------------------------------------------------------------------------------
@@ -607,6 +608,74 @@ def step_batches(rng, n_steps):
     ) for _ in range(n_steps)]
 
 
+def contract_network(make, kind, kwargs, weights, device):
+    """The contract's network built in the worker from torch's own layers (not the student's
+    build_*), with the grader's weights: composites are judged on it, so a mistake in
+    build_generator or build_discriminator costs only in their own tests."""
+    shapes = shapes_of(kind, kwargs)
+    layers = []
+    for i, (fan_out, fan_in) in enumerate(shapes[0::2]):
+        layers.append(make("torch.nn.Linear", fan_in, fan_out))
+        if i < 2:
+            layers.append(make("torch.nn.LeakyReLU", 0.2))
+    net = make("torch.nn.Sequential", *layers)
+    net.to(device)
+    keys = [f"{layer}.{name}" for layer in (0, 2, 4) for name in ("weight", "bias")]
+    net.load_state_dict({key: tensor(w, device, dtype=torch.float32)
+                         for key, w in zip(keys, weights, strict=True)})
+    return net
+
+
+class StudentLoss(torch.autograd.Function):
+    """A loss computed by the student's function in the worker, inside this process's
+    autograd: forward sends the logits, backward uses the gradient the worker computed. With
+    it the grader runs the contract's composite around the student's own losses, so a wrong
+    loss costs only in the loss's tests."""
+
+    @staticmethod
+    def forward(ctx, fn, name, device, *logits):
+        try:
+            out, grads = grad_call(fn, name, *(tensor(x.detach().numpy(), device,
+                                                      dtype=torch.float32, requires_grad=True)
+                                               for x in logits))
+            value = expect_loss(out, name, device)
+            ctx.grads = [torch.tensor(expect_gradient(g, f"argument {i + 1}", name,
+                                                      shape=tuple(x.shape), device=device),
+                                      dtype=x.dtype)
+                         for i, (g, x) in enumerate(zip(grads, logits, strict=True))]
+        except (CheckFailure, StudentCodeError, StudentTimeout) as exc:
+            raise UpstreamFailure(
+                f"this test runs your {name} inside the contract's steps, and {name} fails "
+                f"on the logits here ({exc}); fix {name} first: its own tests say how") from None
+        return torch.tensor(value, dtype=logits[0].dtype)
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        return (None, None, None, *(grad_out * g for g in ctx.grads))
+
+
+def contract_gan_step(student, device):
+    """The contract's gan_step around the student's discriminator_loss and generator_loss."""
+    def d_loss(real, fake):
+        return StudentLoss.apply(student.discriminator_loss, "discriminator_loss", device,
+                                 real, fake)
+
+    def g_loss(fake):
+        return StudentLoss.apply(student.generator_loss, "generator_loss", device, fake)
+
+    def gan_step(G, D, opt_G, opt_D, x_real, z_d, z_g):
+        opt_D.zero_grad()
+        loss_d = d_loss(D(x_real), D(G(z_d).detach()))
+        loss_d.backward()
+        opt_D.step()
+        opt_G.zero_grad()
+        loss_g = g_loss(D(G(z_g)))
+        loss_g.backward()
+        opt_G.step()
+        return loss_d.item(), loss_g.item()
+    return gan_step
+
+
 def params_of(model) -> list[np.ndarray]:
     """Copies of the parameters (numpy() alone would share the memory the next step updates)."""
     return [v.detach().cpu().numpy().astype(np.float64) for v in model.state_dict().values()]
@@ -654,19 +723,24 @@ def loose_losses(returned) -> list[float]:
     return numbers
 
 
-def compare_updates(partial, label_, observed, expected, keys, weight=2, gate=""):
+def compare_updates(partial, label_, observed, candidates, keys, weight=2, gate=""):
+    """The part passes when the updates match one of the candidate expectations (one_of)."""
     with partial.part(label_, weight):
         require_computed(gate)
-        for net, i, step in keys:
-            err = norm_error(observed[(net, i, step)], expected[(net, i, step)])
-            if err > UPDATE_TOL:
-                raise CheckFailure(
-                    f"gan_step (with plain SGD, lr {STEP_LR:g}): the update of the "
-                    f"{NETWORK[net]}'s parameter {i} (in state_dict order) in step {step} "
-                    f"differs from the expected one by {err:.2e} (relative norm; allowed "
-                    f"{UPDATE_TOL:.0e}); its norm is "
-                    f"{np.linalg.norm(observed[(net, i, step)]):.4g}, expected "
-                    f"{np.linalg.norm(expected[(net, i, step)]):.4g}")
+        one_of(lambda expected: _same_updates(observed, expected, keys), candidates)
+
+
+def _same_updates(observed, expected, keys):
+    for net, i, step in keys:
+        err = norm_error(observed[(net, i, step)], expected[(net, i, step)])
+        if err > UPDATE_TOL:
+            raise CheckFailure(
+                f"gan_step (with plain SGD, lr {STEP_LR:g}): the update of the "
+                f"{NETWORK[net]}'s parameter {i} (in state_dict order) in step {step} "
+                f"differs from the expected one by {err:.2e} (relative norm; allowed "
+                f"{UPDATE_TOL:.0e}); its norm is "
+                f"{np.linalg.norm(observed[(net, i, step)]):.4g}, expected "
+                f"{np.linalg.norm(expected[(net, i, step)]):.4g}")
 
 
 @pytest.mark.points(8)
@@ -674,17 +748,13 @@ def compare_updates(partial, label_, observed, expected, keys, weight=2, gate=""
 def test_gan_step_matches_reference(student, reference, make, device, rng, partial,
                                     known_mistakes):
     """gan_step: two steps from the grader's weights update both networks as expected"""
-    G = student_model(student, "generator", SMALL_G, device)
-    D = student_model(student, "discriminator", SMALL_D, device)
     weights = (random_weights(rng, shapes_of("generator", SMALL_G)),
                random_weights(rng, shapes_of("discriminator", SMALL_D)))
-    load_weights(G, weights[0], label("generator", SMALL_G), device)
-    load_weights(D, weights[1], label("discriminator", SMALL_D), device)
+    # gan_step alone is judged: on the contract's networks built by the grader, against the
+    # contract's steps computed here around the student's own losses (StudentLoss).
+    G = contract_network(make, "generator", SMALL_G, weights[0], device)
+    D = contract_network(make, "discriminator", SMALL_D, weights[1], device)
     batches = step_batches(rng, 2)
-    # gan_step is judged on the contract's networks: if these differ, the architecture tests
-    # say how, and nothing here could be compared.
-    check_forward(reference, G, "generator", SMALL_G, weights[0], batches[0][1], device)
-    check_forward(reference, D, "discriminator", SMALL_D, weights[1], batches[0][0], device)
 
     # Plain SGD: an update is the gradient itself, so every change of scale shows (Adam's
     # first steps would hide, e.g., a halved loss).
@@ -709,19 +779,28 @@ def test_gan_step_matches_reference(student, reference, make, device, rng, parti
                   for out in returned]
     initial = tuple([w.astype(np.float64) for w in ws] for ws in weights)
     observed = step_outcome(losses, states, initial)
-    expected = reference_steps(reference.gan_step, reference, weights, batches, initial)
+    # Right with the student's own losses or with the contract's (a gan_step may compute
+    # them itself): each part passes when it matches one of the two.
+    try:
+        own = reference_steps(contract_gan_step(student, device), reference, weights, batches,
+                              initial)
+    except UpstreamFailure:
+        own = None
+    candidates = [own, reference_steps(reference.gan_step, reference, weights, batches,
+                                       initial)]
     with partial.part("the returned losses"):
         if np.isnan(observed["losses"]).any():
             raise CheckFailure("gan_step's losses could not be compared: it should return "
                                "(d_loss.item(), g_loss.item())")
-        assert_close(observed["losses"], expected["losses"], "gan_step's (d_loss, g_loss) in "
-                     "steps 1 and 2 (each computed before its network's update)", tol=LOSS_TOL)
+        one_of(lambda expected: assert_close(
+            observed["losses"], expected["losses"], "gan_step's (d_loss, g_loss) in steps 1 "
+            "and 2 (each computed before its network's update)", tol=LOSS_TOL), candidates)
     n_g, n_d = len(initial[0]), len(initial[1])
-    compare_updates(partial, "the discriminator's update in step 1", observed, expected,
+    compare_updates(partial, "the discriminator's update in step 1", observed, candidates,
                     [("D", i, 1) for i in range(n_d)], gate=gate)
-    compare_updates(partial, "the generator's update in step 1", observed, expected,
+    compare_updates(partial, "the generator's update in step 1", observed, candidates,
                     [("G", i, 1) for i in range(n_g)], gate=gate)
-    compare_updates(partial, "both networks' updates in step 2", observed, expected,
+    compare_updates(partial, "both networks' updates in step 2", observed, candidates,
                     [(net, i, 2) for net, n in (("D", n_d), ("G", n_g)) for i in range(n)],
                     gate=gate)
     if partial.fraction < 1:
@@ -799,8 +878,10 @@ def reference_runs(reference, train_gan, seeds, **run):
 @pytest.mark.covers("train_gan")
 def test_train_gan_history(student, reference, make, device, partial, known_mistakes):
     """train_gan: returns one d_loss and one g_loss float per step, and trains both networks"""
-    G = student_model(student, "generator", SMALL_G, device)
-    D = student_model(student, "discriminator", SMALL_D, device)
+    weights = (random_weights(np.random.default_rng(5), shapes_of("generator", SMALL_G)),
+               random_weights(np.random.default_rng(6), shapes_of("discriminator", SMALL_D)))
+    G = contract_network(make, "generator", SMALL_G, weights[0], device)
+    D = contract_network(make, "discriminator", SMALL_D, weights[1], device)
     before = [student_state(m, n) for m, n in ((G, "G"), (D, "D"))]
     observed = {}
     # Gate (null audit): a train_gan that returns zeros may still train; both parts pay only
@@ -818,7 +899,18 @@ def test_train_gan_history(student, reference, make, device, partial, known_mist
         require_computed(gate)
     with partial.part("both networks are trained in place"):
         require_computed(gate)
-        for model, name, old in ((G, "generator", before[0]), (D, "discriminator", before[1])):
+        # A network the student's gan_step itself leaves unchanged is gan_step's mistake
+        # (its own test), not train_gan's: only the others must change.
+        try:
+            _, g_after, d_after = contract_train_gan(
+                student, make, device, weights, wiring_batches(np.random.default_rng(7), 1))
+        except UpstreamFailure:
+            g_after = d_after = None  # judged as with the contract's gan_step: both move
+        for model, name, old, after in ((G, "generator", before[0], g_after),
+                                        (D, "discriminator", before[1], d_after)):
+            if after is not None and all(np.array_equal(a, b) for a, b in
+                                         zip(after, old.values(), strict=True)):
+                continue
             new = student_state(model, name)
             if all(np.array_equal(new[k], old[k]) for k in old):
                 raise CheckFailure(f"after train_gan(G, D, ...) the {name}'s parameters are "
@@ -930,59 +1022,100 @@ def reference_wiring(train_gan, reference, weights, initial) -> dict:
     return wiring_outcome(history, params_of(G), params_of(D), initial)
 
 
+def contract_train_gan(student, make, device, weights, batches):
+    """The contract's train_gan loop around the student's gan_step, run by the grader: the
+    contract's networks with ``weights``, one Adam (lr 1e-3, betas (0.5, 0.999)) each, one
+    gan_step per batch. Returns (history, G parameters, D parameters): what the student's
+    train_gan must give on the same networks, whatever their gan_step does."""
+    G = contract_network(make, "generator", SMALL_G, weights[0], device)
+    D = contract_network(make, "discriminator", SMALL_D, weights[1], device)
+    opt_G = make("torch.optim.Adam", G.parameters(), lr=ADAM_LR, betas=ADAM_BETAS)
+    opt_D = make("torch.optim.Adam", D.parameters(), lr=ADAM_LR, betas=ADAM_BETAS)
+    history = {"d_loss": [], "g_loss": []}
+    try:
+        for x_real, z_d, z_g in batches:
+            out = student.gan_step(G, D, opt_G, opt_D, *(tensor(a, device, dtype=torch.float32)
+                                                         for a in (x_real, z_d, z_g)))
+            numbers = loose_losses([out])
+            if len(numbers) != 2:
+                raise CheckFailure(f"it returned {type_name(out)}, not (d_loss, g_loss)")
+            history["d_loss"].append(numbers[0])
+            history["g_loss"].append(numbers[1])
+        params = (list(student_state(G, "G").values()), list(student_state(D, "D").values()))
+    except (CheckFailure, StudentCodeError, StudentTimeout) as exc:
+        raise UpstreamFailure(f"this test runs your gan_step inside the contract's train_gan "
+                              f"loop, and gan_step fails here ({exc}); fix gan_step first: "
+                              "its own test says how") from None
+    return history, *params
+
+
+def wiring_batches(rng, steps):
+    """Batches as train_gan draws them in the wiring check: the single data point, any noise."""
+    x_real = np.tile(np.array(WIRING_POINT, dtype=np.float32), (WIRING["batch_size"], 1))
+    return [(x_real, *(rng.uniform(-1, 1, size=(WIRING["batch_size"], SMALL_G["noise_dim"]))
+                       .astype(np.float32) for _ in range(2))) for _ in range(steps)]
+
+
 @pytest.mark.points(4)
 @pytest.mark.covers("train_gan")
 def test_train_gan_optimizers(student, reference, make, device, rng, partial, known_mistakes):
     """train_gan: Adam (lr 1e-3, betas (0.5, 0.999)) for each network, one gan_step per step"""
-    G = student_model(student, "generator", SMALL_G, device)
-    D = student_model(student, "discriminator", SMALL_D, device)
     weights = wiring_weights(rng)
-    # As in the gan_step test, this needs the contract's networks; the weights below hide
-    # part of them, so the check uses other weights (from a generator of their own, to keep
-    # those below what test_hw5.py expects).
-    probe = np.random.default_rng(1)
-    for model, kind, kwargs in ((G, "generator", SMALL_G), (D, "discriminator", SMALL_D)):
-        trial = random_weights(probe, shapes_of(kind, kwargs))
-        load_weights(model, trial, label(kind, kwargs), device)
-        inputs = probe.uniform(-3, 3, size=(16, 3 if kind == "generator" else 2))
-        check_forward(reference, model, kind, kwargs, trial, inputs.astype(np.float32), device)
-    load_weights(G, weights[0], label("generator", SMALL_G), device)
-    load_weights(D, weights[1], label("discriminator", SMALL_D), device)
+    # train_gan alone is judged: on the contract's networks built by the grader, against the
+    # contract's loop run by the grader around the student's own gan_step.
+    G = contract_network(make, "generator", SMALL_G, weights[0], device)
+    D = contract_network(make, "discriminator", SMALL_D, weights[1], device)
     sampler = make("mixture_sampler", tensor(WIRING_POINT, device, dtype=torch.float32), 0.0)
     history = expect_history(student.train_gan(G, D, sampler, **WIRING), 2,
                              "train_gan(..., steps=2)")
     initial = tuple([w.astype(np.float64) for w in ws] for ws in weights)
     observed = wiring_outcome(history, list(student_state(G, "G").values()),
                               list(student_state(D, "D").values()), initial)
-    expected = reference_wiring(reference.train_gan, reference, weights, initial)
+    # Right with the student's own gan_step or with the contract's: each part passes when it
+    # matches one of the two.
+    try:
+        own = wiring_outcome(*contract_train_gan(student, make, device, weights,
+                                                 wiring_batches(rng, WIRING["steps"])), initial)
+    except UpstreamFailure:
+        own = None
+    candidates = [own, reference_wiring(reference.train_gan, reference, weights, initial)]
     what = ("train_gan(G, D, sampler, steps=2) from networks whose output does not depend on "
             "the noise, on data that is a single point")
     # Gate (null audit): a train_gan that returns zeros may still make the right Adam steps;
     # the updates and betas pay only when the returned losses are not all equal.
     gate = history_gate(history, "train_gan(G, D, sampler, steps=2)")
-    with partial.part("the history of losses"):
+    def same_history(expected):
         for key in ("d_loss", "g_loss"):
             assert_close(observed[key], expected[key], f"{what}: history[{key!r}]",
                          tol=LOSS_TOL)
-    for net, name in (("D", "discriminator"), ("G", "generator")):
-        with partial.part(f"the {name}'s Adam updates"):
-            require_computed(gate)
-            for key in [k for k in expected if k.startswith(net) and k != "G 0"]:
-                err = norm_error(observed[key], expected[key])
-                if err > UPDATE_TOL:
-                    raise CheckFailure(
-                        f"{what}: the update of the {name}'s parameter {key.split()[1]} (in "
-                        f"state_dict order) differs from Adam's with lr {ADAM_LR:g} and betas "
-                        f"{ADAM_BETAS} by {err:.2e} (relative norm; allowed {UPDATE_TOL:.0e})")
-    with partial.part("Adam's betas"):
-        require_computed(gate)
-        got = float(observed["G 0"][0])
-        if abs(got - FIRST_STEP_SIZE) > 0.03 * FIRST_STEP_SIZE:
+
+    def same_updates(net, name, expected):
+        for key in [k for k in expected if k.startswith(net) and k != "G 0"]:
+            err = norm_error(observed[key], expected[key])
+            if err > UPDATE_TOL:
+                raise CheckFailure(
+                    f"{what}: the update of the {name}'s parameter {key.split()[1]} (in "
+                    f"state_dict order) differs from Adam's with lr {ADAM_LR:g} and betas "
+                    f"{ADAM_BETAS} by {err:.2e} (relative norm; allowed {UPDATE_TOL:.0e})")
+
+    def same_first_step(expected):
+        got, want = float(observed["G 0"][0]), float(expected["G 0"][0])
+        if abs(got - want) > 0.03 * max(want, FIRST_STEP_SIZE):
             raise CheckFailure(
                 f"{what}: the generator's first weight matrix got its first nonzero gradient in "
                 f"step 2, so Adam should move each entry by lr * sqrt(1 + beta2) / (1 + beta1) "
-                f"= {FIRST_STEP_SIZE:.4g} for lr 1e-3 and betas (0.5, 0.999); the median move "
-                f"is {got:.4g}")
+                f"= {FIRST_STEP_SIZE:.4g} for lr 1e-3 and betas (0.5, 0.999) (by {want:.4g} "
+                f"with the gan_step used); the median move is {got:.4g}")
+
+    with partial.part("the history of losses"):
+        one_of(same_history, candidates)
+    for net, name in (("D", "discriminator"), ("G", "generator")):
+        with partial.part(f"the {name}'s Adam updates"):
+            require_computed(gate)
+            one_of(lambda expected, n=net, w=name: same_updates(n, w, expected), candidates)
+    with partial.part("Adam's betas"):
+        require_computed(gate)
+        one_of(same_first_step, candidates)
     if partial.fraction < 1:
         partial.name_mistakes(known_mistakes(
             "train_gan",
@@ -1013,15 +1146,36 @@ def ring_scores(samples: np.ndarray) -> tuple[float, np.ndarray]:
     return float(good.mean()), np.array([np.mean(good & (nearest == k)) for k in range(4)])
 
 
-def trained_samples(student, make, device, seed) -> tuple[dict, np.ndarray]:
+# Samples come from the trained generator's parameters, through the contract's network run here
+# (the reference's build_generator loaded with the student's weights): a generator whose
+# forward returns something else (the data sampler's draws, a ring of its own) gains nothing.
+GENERATOR = dict(noise_dim=TRAIN["noise_dim"], hidden_dim=64, out_dim=2)
+
+
+def trained_samples(student, make, device, seed, reference=None) -> tuple[dict, np.ndarray]:
+    """Train build_generator() and build_discriminator() with the student's train_gan; the
+    history and EVAL_SAMPLES samples of the trained generator's parameters, computed by the
+    contract's network here (``reference``; by G itself when None, for in-process studies)."""
     G = student.build_generator()
     D = student.build_discriminator()
     G.to(device)
     D.to(device)
     history = student.train_gan(G, D, ring_sampler(make, device), seed=seed, **TRAIN)
     z = np.random.default_rng(EVAL_SEED).uniform(-1, 1, size=(EVAL_SAMPLES, TRAIN["noise_dim"]))
-    samples = expect_tensor(G(tensor(z, device, dtype=torch.float32)), "G(z) after train_gan",
-                            shape=(EVAL_SAMPLES, 2), device=device)
+    if reference is None:
+        return history, expect_tensor(G(tensor(z, device, dtype=torch.float32)),
+                                      "G(z) after train_gan", shape=(EVAL_SAMPLES, 2),
+                                      device=device)
+    weights = list(student_state(G, "the trained generator").values())
+    shapes = [tuple(w.shape) for w in weights]
+    if shapes != shapes_of("generator", GENERATOR):
+        raise CheckFailure(f"the trained generator has parameters of shapes {shapes} (in "
+                           f"state_dict order); the contract's build_generator() has "
+                           f"{shapes_of('generator', GENERATOR)}: three Linear layers, "
+                           "registered in order")
+    judge = reference_model(reference, "generator", GENERATOR, weights)
+    with torch.no_grad():
+        samples = judge(torch.tensor(z, dtype=torch.float32)).double().numpy()
     return history, samples
 
 
@@ -1029,17 +1183,23 @@ def trained_samples(student, make, device, seed) -> tuple[dict, np.ndarray]:
 @pytest.mark.time_limit(90)
 @pytest.mark.covers("train_gan", "gan_step", "build_generator", "build_discriminator")
 @pytest.mark.integration  # end to end: any upstream mistake costs here
-def test_trained_gan_covers_the_ring(student, make, device, train_seed, partial):
+def test_trained_gan_covers_the_ring(student, reference, make, device, train_seed, partial):
     """Training: your GAN covers all 4 modes of the ring with mostly high-quality samples"""
-    history, samples = trained_samples(student, make, device, train_seed)
-    # Gate (null audit): the history pays only when its losses are not all equal.
+    history, samples = trained_samples(student, make, device, train_seed, reference)
+    quality, shares = ring_scores(samples)
+    learned = quality > QUALITY_THRESHOLD or shares.min() > MODE_THRESHOLD
+    # Gates: the history pays only when its losses are not all equal (null audit) and the
+    # generator learned something by either measure below.
     with partial.part("history"):
         checked = expect_history(history, TRAIN["steps"], "train_gan(..., steps=1000)")
         require_computed(history_gate(checked, "train_gan(..., steps=1000)"))
-    quality, shares = ring_scores(samples)
+        if not learned:
+            raise CheckFailure("the history is credited only with a generator that learned: "
+                               "its samples miss both measures below")
     detail = (f"after train_gan(build_generator(), build_discriminator(), ring, steps=1000), "
-              f"{EVAL_SAMPLES} samples G(z) with the grader's noise: {100 * quality:.1f}% are "
-              f"within 0.3 of a centre; the modes hold {np.round(100 * shares, 1).tolist()}%")
+              f"{EVAL_SAMPLES} samples of the trained generator's parameters (the contract's "
+              f"network, run by the grader on its own noise): {100 * quality:.1f}% are within "
+              f"0.3 of a centre; the modes hold {np.round(100 * shares, 1).tolist()}%")
     with partial.part("high-quality fraction above 0.6", 4):
         assert_metric(quality, QUALITY_THRESHOLD, "the fraction of high-quality samples",
                       detail=detail)
