@@ -193,6 +193,7 @@ def load_reference(master: Path, module_name: str, nb=None, mode: str = "definit
     nb = nb if nb is not None else nbformat.read(master, as_version=4)
     module = types.ModuleType(module_name)
     module.__file__ = str(master)
+    module.__dlgrade_code__ = []  # what ran, for with_parts
     cells = extract_code(nb).cells
     plan = plan_definitions(cells) if mode == "definitions" else None
     for number, code in cells:
@@ -202,6 +203,7 @@ def load_reference(master: Path, module_name: str, nb=None, mode: str = "definit
                 compiled = compile(code, filename, "exec")
             else:
                 compiled = definitions_only(code, filename, set(plan.get(number, [])))
+            module.__dlgrade_code__.append(compiled)
             exec(compiled, module.__dict__)
         except Exception as exc:  # noqa: BLE001 - any failure of the master is reported
             line = next((f.lineno for f in reversed(traceback.extract_tb(exc.__traceback__))
@@ -210,3 +212,20 @@ def load_reference(master: Path, module_name: str, nb=None, mode: str = "definit
             raise MasterLoadError(f"the master notebook {master.name} fails to load ({where}: "
                                   f"{type(exc).__name__}: {exc})") from exc
     return module
+
+
+def with_parts(reference: types.ModuleType, **parts) -> types.ModuleType:
+    """A fresh copy of the reference module in which the named functions are ``parts`` (the
+    student's, called through the worker): its composites then run the contract's code around
+    the student's own parts, so a test of a composite can accept a result that is right given
+    those parts, whose mistakes cost in their own tests. Trusted code, run in the grader."""
+    code = getattr(reference, "__dlgrade_code__", None)
+    if code is None:
+        raise ValueError("with_parts needs a module made by load_reference")
+    copy = types.ModuleType(f"{reference.__name__}_with_parts")
+    copy.__file__ = reference.__file__
+    for compiled in code:
+        exec(compiled, copy.__dict__)
+    for name, part in parts.items():
+        setattr(copy, name, part)  # the copy's functions look their globals up at call time
+    return copy

@@ -16,6 +16,7 @@ import nbformat
 from .assignment import Assignment
 from .grade import GradeRun, grade_notebook
 from .mutants import apply_to_notebook, load_mutants
+from .rules import rule_table
 
 
 @dataclass
@@ -79,6 +80,7 @@ class AuditReport:
     metrics: list[MetricMargin] = field(default_factory=list)
     quick: bool = False
     nulls: list = field(default_factory=list)  # nulls.NullResult
+    rules: list = field(default_factory=list)  # rules.RuleRow
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -235,6 +237,12 @@ def audit(assignment: Assignment, *, reruns: int = 3, seeds: int = 5, quick: boo
     if undefined:
         report.problems.append(f"tests cover names the student notebook does not define: "
                                f"{undefined} (fix the covers(...) marker or the notebook)")
+    report.rules = rule_table(assignment.skeleton, runs[0].outcomes)
+    for row in report.rules:
+        if not row.sentence:
+            report.problems.append(f"{row.test!r} enforces '{row.rule}' for {row.function}, "
+                                   "but the student notebook states it nowhere near that "
+                                   "function: say it in its docstring or the text before it")
 
     progress("grading the skeleton")
     skeleton = grade_notebook(assignment.skeleton, assignment)
@@ -343,6 +351,14 @@ def render(report: AuditReport, console) -> None:
                       " ".join(f"#{n}" for n in m.failed_tests),
                       "yes" if m.diagnosed else "[yellow]no[/]", cascade)
     console.print(table)
+    if report.rules:
+        table = Table(title="contract rules the tests enforce, and where the notebook says so")
+        for col in ("function", "rule", "notebook sentence"):
+            table.add_column(col)
+        for row in report.rules:
+            table.add_row(row.function, row.rule,
+                          escape(row.sentence) if row.sentence else "[red]none[/]")
+        console.print(table)
     if report.equivalent:
         console.print("equivalent (not graded): " + ", ".join(report.equivalent))
     console.print("tests: " + "; ".join(f"#{i} {escape(name)}" for i, name in

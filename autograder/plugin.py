@@ -3,7 +3,7 @@
 Markers: ``points(n)``, ``visible`` / ``hidden`` / ``after_due_date`` / ``after_published``,
 ``time_limit(seconds)``, ``partial`` (use the ``partial`` fixture), ``covers("function")``.
 Fixtures: ``student``, ``reference``, ``rng``, ``partial``, ``digits``, ``device``, ``make``,
-``train_seed``, ``figures``, ``known_mistakes``, ``fresh_worker``.
+``train_seed``, ``figures``, ``known_mistakes``, ``fresh_worker``, ``reference_with``.
 """
 from __future__ import annotations
 
@@ -177,6 +177,15 @@ class GradingPlugin:
         if self.student_override is not None:
             return LocalFactory()
         return WorkerFactory(self.session)
+
+    @pytest.fixture
+    def reference_with(self):
+        """``reference_with(name=part, ...)``: a fresh copy of the reference whose named
+        functions are the given ones (e.g. ``student.rnn_step_forward``), for judging a
+        composite with the student's own parts (``assignment.with_parts``)."""
+        from .assignment import with_parts
+
+        return lambda **parts: with_parts(self.reference_module, **parts)
 
     @pytest.fixture
     def fresh_worker(self):

@@ -69,7 +69,8 @@ def encode_tree(value, buffers: list, make_handle=None, depth: int = 0):
     if t is tuple or t is list:
         items = [encode_tree(v, buffers, make_handle, depth + 1) for v in value]
         return {"$tuple": items} if t is tuple else items
-    if t is dict or t is collections.OrderedDict:  # state_dict() is an OrderedDict
+    # state_dict() is an OrderedDict; a history built with defaultdict(list) is a dict too.
+    if t is dict or t is collections.OrderedDict or t is collections.defaultdict:
         pairs = []
         for k, v in value.items():
             if type(k) not in (str, int):

@@ -100,6 +100,17 @@ def test_mistakes_only_training_reveals_fail_the_threshold_on_every_seed(name):
         assert value > threshold + 1.5, (name, seed, value)
 
 
+def test_a_new_optimizer_per_epoch_is_named_in_the_feedback(tmp_path):
+    """The contract's single Adam: train_vae building one per epoch loses the training-step
+    points, and the feedback says what happened in those words."""
+    path = tmp_path / "new_optimizer.ipynb"
+    nbformat.write(apply_to_notebook(MASTER, MUTANTS["train_new_optimizer_every_epoch"]), path)
+    run = grade_notebook(path, ASSIGNMENT, only=["tests/test_hw4_vae.py::test_train_vae_updates"])
+    (test,) = run.results.tests
+    assert test.score < test.max_score
+    assert "a new optimizer was created during the run" in test.output, test.output
+
+
 # ---- sampling without the reparameterisation trick -------------------------------------------
 
 def test_a_sampler_without_the_trick_loses_the_gradient_points_only(tmp_path):

@@ -61,6 +61,20 @@ def test_unknown_or_dangling_nodes_are_refused(value):
         wire.read_message(reader(raw({"msg": {"ok": True, "value": value}, "buffers": []})))
 
 
+def test_ordered_and_default_dicts_arrive_as_plain_dicts():
+    """A returned history such as defaultdict(list) is a dict, as the contracts say."""
+    import collections
+
+    history = collections.defaultdict(list)
+    history["d_loss"].append(0.5)
+    value = collections.OrderedDict(w=np.ones(2))
+    for given, key in ((history, "d_loss"), (value, "w")):
+        buffers: list = []
+        tree = encode_tree(given, buffers)
+        decoded = wire.read_message(reader(frame({"ok": True, "value": tree}, buffers)))
+        assert type(decoded["value"]) is dict and list(decoded["value"]) == [key]
+
+
 def test_subclasses_are_not_plain_data():
     class Liar(np.ndarray):
         def __eq__(self, other):
