@@ -45,6 +45,14 @@ MUTANTS = [
         old="db = dout.sum(axis=0)",
         new="db = dout.mean(axis=0)",
     ),
+    Mutant(
+        name="affine_db_wrong_axis",
+        function="affine_backward",
+        diagnosis="db has one entry per example: sum dout over the batch (axis 0), not over "
+                  "the outputs (axis 1)",
+        old="db = dout.sum(axis=0)",
+        new="db = dout.sum(axis=1)",
+    ),
     # ---- relu ---------------------------------------------------------------------------------
     Mutant(
         name="relu_backward_ge_zero",
@@ -85,6 +93,15 @@ MUTANTS = [
                   "input x > 0",
         old="dx = dout * (x > 0)",
         new="dx = dout * (dout > 0)",
+    ),
+    Mutant(
+        name="relu_backward_modifies_dout",
+        function="relu_backward",
+        diagnosis="relu_backward zeroes entries of dout itself (dx = dout; dx[x <= 0] = 0 "
+                  "changes dout, since dx is the same array); start from a copy or compute "
+                  "dout * (x > 0)",
+        old="dx = dout * (x > 0)",
+        new="dx = dout\n    dx[x <= 0] = 0",
     ),
     # ---- softmax_loss -------------------------------------------------------------------------
     Mutant(
@@ -141,6 +158,33 @@ MUTANTS = [
                   "class",
         old="    dx[np.arange(N), y] -= 1\n",
         new="",
+    ),
+    Mutant(
+        name="softmax_log_of_underflowing_probability",
+        function="softmax_loss",
+        diagnosis="the loss is infinite for large logits: np.log(probs) of a probability that "
+                  "rounded to 0 is -inf; take the log-softmax directly, shifted - "
+                  "log(sum(exp(shifted)))",
+        old="loss = -log_probs[np.arange(N), y].mean()",
+        new="probs = np.exp(shifted) / np.exp(shifted).sum(axis=1, keepdims=True)\n"
+            "    loss = -np.log(probs[np.arange(N), y]).mean()",
+    ),
+    Mutant(
+        name="softmax_shifts_x_in_place",
+        function="softmax_loss",
+        diagnosis="softmax_loss subtracts the row maxima from x in place (x -= ...), which "
+                  "changes the caller's scores; write shifted = x - x.max(axis=1, "
+                  "keepdims=True)",
+        old="shifted = x - x.max(axis=1, keepdims=True)",
+        new="x -= x.max(axis=1, keepdims=True)\n    shifted = x",
+    ),
+    Mutant(
+        name="softmax_dx_wrong_indexing",
+        function="softmax_loss",
+        diagnosis="dx[:, y] -= 1 subtracts 1 in every row at every label of the batch; "
+                  "subtract it once per example, at its own label: dx[np.arange(N), y] -= 1",
+        old="dx[np.arange(N), y] -= 1",
+        new="dx[:, y] -= 1",
     ),
     # ---- FullyConnectedNet --------------------------------------------------------------------
     Mutant(
@@ -321,6 +365,23 @@ MUTANTS = [
             '    m_hat = config["m"] / (1 - beta1 ** config["t"])\n'
             '    v_hat = config["v"] / (1 - beta2 ** config["t"])\n'
             '    config["t"] += 1\n',
+    ),
+    Mutant(
+        name="adam_t_not_stored",
+        function="adam",
+        diagnosis="the step counter is computed as t = config['t'] + 1 but never stored back, "
+                  "so every step is bias-corrected as if it were the first; write "
+                  "config['t'] = t",
+        old='    config["t"] += 1\n'
+            '    config["m"] = beta1 * config["m"] + (1 - beta1) * dw\n'
+            '    config["v"] = beta2 * config["v"] + (1 - beta2) * dw ** 2\n'
+            '    m_hat = config["m"] / (1 - beta1 ** config["t"])\n'
+            '    v_hat = config["v"] / (1 - beta2 ** config["t"])\n',
+        new='    t = config["t"] + 1\n'
+            '    config["m"] = beta1 * config["m"] + (1 - beta1) * dw\n'
+            '    config["v"] = beta2 * config["v"] + (1 - beta2) * dw ** 2\n'
+            '    m_hat = config["m"] / (1 - beta1 ** t)\n'
+            '    v_hat = config["v"] / (1 - beta2 ** t)\n',
     ),
     Mutant(
         name="adam_no_bias_correction",

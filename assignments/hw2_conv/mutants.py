@@ -48,6 +48,24 @@ MUTANTS = [
         old="xp = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))",
         new="xp = np.pad(x, ((0, 0), (0, 0), (0, 2 * pad), (0, 2 * pad)))",
     ),
+    Mutant(
+        name="conv_output_width_from_kernel_height",
+        function="conv_forward_naive",
+        diagnosis="the output has the wrong number of columns, as if the kernel were square: "
+                  "Wo = 1 + (W + 2 * pad - WW) // stride uses the kernel width WW, not HH",
+        old="Wo = 1 + (W + 2 * pad - WW) // stride",
+        new="Wo = 1 + (W + 2 * pad - HH) // stride",
+        occurrence=1,
+    ),
+    Mutant(
+        name="conv_output_width_from_height",
+        function="conv_forward_naive",
+        diagnosis="Wo is computed from the input height H, as if images were square: "
+                  "Wo = 1 + (W + 2 * pad - WW) // stride",
+        old="Wo = 1 + (W + 2 * pad - WW) // stride",
+        new="Wo = 1 + (H + 2 * pad - HH) // stride",
+        occurrence=1,
+    ),
     # ---- conv_backward_naive ------------------------------------------------------------------
     Mutant(
         name="conv_backward_ignores_stride",
@@ -117,6 +135,23 @@ MUTANTS = [
         new="window = x[:, :, i * stride:i * stride + pw, j * stride:j * stride + ph]",
     ),
     Mutant(
+        name="pool_output_width_from_pool_height",
+        function="max_pool_forward_naive",
+        diagnosis="the output has the wrong number of columns, as if the windows were square: "
+                  "Wo = 1 + (W - pool_width) // stride",
+        old="Wo = 1 + (W - pw) // stride",
+        new="Wo = 1 + (W - ph) // stride",
+    ),
+    Mutant(
+        name="pool_forward_max_over_whole_batch",
+        function="max_pool_forward_naive",
+        diagnosis="every image and channel gets the same pooled value: window.max() without an "
+                  "axis takes the maximum over the whole batch; take it over the window only, "
+                  "axis=(2, 3)",
+        old="out[:, :, i, j] = window.max(axis=(2, 3))",
+        new="out[:, :, i, j] = window.max()",
+    ),
+    Mutant(
         name="pool_backward_overwrites",
         function="max_pool_backward_naive",
         diagnosis="where pooling windows overlap, dx keeps only the last window's gradient: "
@@ -149,6 +184,34 @@ MUTANTS = [
             "            cols = slice(j * stride, j * stride + pw)\n",
         new="            rows = slice(i, i + ph)\n"
             "            cols = slice(j, j + pw)\n",
+    ),
+    Mutant(
+        name="pool_backward_assigns_at_argmax",
+        function="max_pool_backward_naive",
+        diagnosis="dx[..., argmax] = dout assigns the gradient at each window's maximum, so "
+                  "where overlapping windows share a maximum only the last window's gradient "
+                  "is kept; add it with += instead",
+        old="            dx[:, :, rows, cols] += mask * dout[:, :, i, j][:, :, None, None]\n",
+        new="            for n in range(N):\n"
+            "                for c in range(C):\n"
+            "                    a, b = np.unravel_index(np.argmax(window[n, c]), (ph, pw))\n"
+            "                    dx[n, c, i * stride + a, j * stride + b] = dout[n, c, i, j]\n",
+    ),
+    Mutant(
+        name="pool_backward_square_window",
+        function="max_pool_backward_naive",
+        diagnosis="the backward pass looks at windows pool_height wide, as if they were "
+                  "square: a window spans pool_width columns",
+        old="            cols = slice(j * stride, j * stride + pw)\n",
+        new="            cols = slice(j * stride, j * stride + ph)\n",
+    ),
+    Mutant(
+        name="pool_backward_mask_from_batch_max",
+        function="max_pool_backward_naive",
+        diagnosis="the gradient goes only to the largest value of the whole batch: compare "
+                  "each window with its own maximum, window.max(axis=(2, 3), keepdims=True)",
+        old="mask = window == window.max(axis=(2, 3), keepdims=True)",
+        new="mask = window == window.max()",
     ),
     # ---- conv_forward_fast --------------------------------------------------------------------
     Mutant(
@@ -212,6 +275,15 @@ MUTANTS = [
         occurrence=2,
     ),
     Mutant(
+        name="fast_backward_dx_cropped_with_negative_index",
+        function="conv_backward_fast",
+        diagnosis="conv_backward_fast's dx is empty when pad is 0: dxp[:, :, pad:-pad] becomes "
+                  "dxp[:, :, 0:0]; crop with pad:pad + H instead",
+        old="dx = dxp[:, :, pad:pad + H, pad:pad + W]",
+        new="dx = dxp[:, :, pad:-pad, pad:-pad]",
+        occurrence=2,
+    ),
+    Mutant(
         name="fast_backward_dw_from_unpadded_input",
         function="conv_backward_fast",
         diagnosis="dw is computed from windows of the unpadded input; the forward pass read "
@@ -260,6 +332,14 @@ MUTANTS = [
                   "arrays are regularised",
         old='for key in ("W1", "W2", "W3"):',
         new='for key in ("W2", "W3"):',
+    ),
+    Mutant(
+        name="convnet_reg_loss_missing_half",
+        function="ConvNet",
+        diagnosis="the regularisation term in the loss is reg * sum(W**2), without the factor "
+                  "0.5 that matches the gradient reg * W",
+        old="loss += 0.5 * self.reg * np.sum(weights * weights)",
+        new="loss += self.reg * np.sum(weights * weights)",
     ),
     Mutant(
         name="convnet_init_not_scaled",

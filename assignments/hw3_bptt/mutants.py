@@ -46,6 +46,14 @@ MUTANTS = [
     ),
     # ---- rnn_step_backward --------------------------------------------------------------------
     Mutant(
+        name="step_forward_bias_outside_tanh",
+        function="rnn_step_forward",
+        diagnosis="the bias is added after the tanh; it belongs inside: "
+                  "next_h = tanh(x @ Wx + prev_h @ Wh + b)",
+        old="next_h = np.tanh(x @ Wx + prev_h @ Wh + b)",
+        new="next_h = np.tanh(x @ Wx + prev_h @ Wh) + b",
+    ),
+    Mutant(
         name="step_backward_no_tanh_derivative",
         function="rnn_step_backward",
         diagnosis="the backward pass skips the tanh: dnext_h must be multiplied by "
@@ -226,6 +234,24 @@ MUTANTS = [
         old="shifted = x_flat - x_flat.max(axis=1, keepdims=True)",
         new="shifted = x_flat",
     ),
+    Mutant(
+        name="softmax_log_of_underflowing_probability",
+        function="temporal_softmax_loss",
+        diagnosis="the loss is infinite or NaN for large scores: np.log(probs) of a "
+                  "probability that rounded to 0 is -inf; take the log-softmax directly, "
+                  "shifted - log(sum(exp(shifted)))",
+        old="loss = -np.sum(mask_flat * log_probs[rows, y_flat]) / N",
+        new="probs = np.exp(shifted) / np.exp(shifted).sum(axis=1, keepdims=True)\n"
+            "    loss = -np.sum(mask_flat * np.log(probs[rows, y_flat])) / N",
+    ),
+    Mutant(
+        name="softmax_dx_not_divided_by_n",
+        function="temporal_softmax_loss",
+        diagnosis="dx is N times too large: the loss is divided by the batch size N, so its "
+                  "gradient is divided by N too",
+        old="dx_flat *= mask_flat[:, None] / N",
+        new="dx_flat *= mask_flat[:, None]",
+    ),
     # ---- clip_grad_norm -----------------------------------------------------------------------
     Mutant(
         name="clip_per_array",
@@ -235,6 +261,14 @@ MUTANTS = [
         old="    clipped = {name: g * scale for name, g in grads.items()}\n",
         new="    clipped = {name: g * min(1.0, max_norm / np.linalg.norm(g))\n"
             "               for name, g in grads.items()}\n",
+    ),
+    Mutant(
+        name="clip_sum_of_norms",
+        function="clip_grad_norm",
+        diagnosis="the global norm looks like the sum of the arrays' norms; it is the square "
+                  "root of the sum of all squared entries, sqrt(sum of np.sum(g * g))",
+        old="total_norm = np.sqrt(sum(np.sum(g * g) for g in grads.values()))",
+        new="total_norm = sum(np.linalg.norm(g) for g in grads.values())",
     ),
     Mutant(
         name="clip_always_rescales",

@@ -153,6 +153,14 @@ MUTANTS = [
         old=_KL,
         new="kl = 0.5 * torch.sum(mu + torch.exp(logvar) - 1 - logvar, dim=1)",
     ),
+    Mutant(
+        name="kl_squeezed",
+        function="kl_divergence",
+        diagnosis="the KL of a batch of one comes back as a 0-d tensor: .squeeze() also drops "
+                  "the batch dimension when N = 1; return shape (N,) without squeezing",
+        old=_KL,
+        new="kl = 0.5 * torch.sum(mu ** 2 + torch.exp(logvar) - 1 - logvar, dim=1).squeeze()",
+    ),
     # ---- bernoulli_log_likelihood -------------------------------------------------------------
     Mutant(
         name="bernoulli_mean_over_pixels",
@@ -203,6 +211,26 @@ MUTANTS = [
                   "sigmoid(x_logits), not the Bernoulli log-likelihood",
         old=_BCE,
         new="log_p = -(x - torch.sigmoid(x_logits)) ** 2",
+    ),
+    Mutant(
+        name="bernoulli_bce_on_probabilities",
+        function="bernoulli_log_likelihood",
+        diagnosis="the log-likelihood is wrong for confident pixels: "
+                  "F.binary_cross_entropy(torch.sigmoid(x_logits), x) works on probabilities "
+                  "that round to 0 or 1 (and clamps log(0) to -100); pass the logits to "
+                  "binary_cross_entropy_with_logits",
+        old=_BCE,
+        new='log_p = -F.binary_cross_entropy(torch.sigmoid(x_logits), x, reduction="none")',
+    ),
+    Mutant(
+        name="bernoulli_summed_over_batch",
+        function="bernoulli_log_likelihood",
+        diagnosis="the log-likelihood is one number for the whole batch (reduction=\"sum\" "
+                  "adds up every image); sum over the pixels only, dim=1, for one value per "
+                  "image",
+        old=_BCE + "\n    log_likelihood = log_p.sum(dim=1)",
+        new='log_likelihood = -F.binary_cross_entropy_with_logits(x_logits, x, '
+            'reduction="sum")',
     ),
     # ---- neg_elbo ------------------------------------------------------------------------------
     Mutant(
@@ -297,6 +325,31 @@ MUTANTS = [
         diagnosis="the model never changes: optimizer.step() is missing",
         old="            optimizer.step()\n",
         new="",
+    ),
+    Mutant(
+        name="train_new_optimizer_every_epoch",
+        function="train_vae",
+        diagnosis="a new optimizer was created during the run: a new Adam at the start of "
+                  "every epoch throws away its moving averages; build the optimizer once, "
+                  "before the epoch loop",
+        old="""    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    generator = torch.Generator().manual_seed(seed)
+    losses = []
+    for _epoch in range(epochs):
+""",
+        new="""    generator = torch.Generator().manual_seed(seed)
+    losses = []
+    for _epoch in range(epochs):
+        optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+""",
+    ),
+    Mutant(
+        name="train_epoch_loss_not_weighted",
+        function="train_vae",
+        diagnosis="the epoch loss adds up the minibatch means and then divides by len(X), so "
+                  "it is about batch_size times too small; add loss.item() * len(batch)",
+        old="total += loss.item() * len(batch)",
+        new="total += loss.item()",
     ),
     Mutant(
         name="train_ignores_lr",

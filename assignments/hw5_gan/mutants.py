@@ -106,6 +106,35 @@ MUTANTS = [
         new="loss_real = -torch.log(torch.sigmoid(logits_real)).mean()\n"
             "    loss_fake = -torch.log(1 - torch.sigmoid(logits_fake)).mean()",
     ),
+    Mutant(
+        name="d_loss_label_smoothing",
+        function="discriminator_loss",
+        diagnosis="the real samples look labelled 0.9 (one-sided label smoothing); the "
+                  "contract asks for plain targets: 1 for real, 0 for fake",
+        old=_D_REAL,
+        new="loss_real = F.binary_cross_entropy_with_logits(logits_real, "
+            "torch.full_like(logits_real, 0.9))",
+    ),
+    Mutant(
+        name="d_loss_fakes_labelled_real",
+        function="discriminator_loss",
+        diagnosis="the fake term uses the label 1, like the real term: the discriminator must "
+                  "label its fakes 0, BCE(logits_fake, 0)",
+        old=_D_FAKE,
+        new="loss_fake = F.binary_cross_entropy_with_logits(logits_fake, "
+            "torch.ones_like(logits_fake))",
+    ),
+    Mutant(
+        name="d_loss_logits_squeezed",
+        function="discriminator_loss",
+        diagnosis="the logits are squeezed to match targets of shape (N,): for a batch of one "
+                  "squeeze() also drops the batch dimension, and the shapes no longer match; "
+                  "build the targets with torch.ones_like(logits_real) instead",
+        old=_D_REAL,
+        new="loss_real = F.binary_cross_entropy_with_logits(logits_real.squeeze(), "
+            "torch.ones(logits_real.shape[0], dtype=logits_real.dtype, "
+            "device=logits_real.device))",
+    ),
     # ---- generator_loss -------------------------------------------------------------------------
     Mutant(
         name="g_loss_saturating",
@@ -150,6 +179,14 @@ MUTANTS = [
                   "discriminator's target for fakes) instead of to 1",
         old=_LS_G,
         new="loss = 0.5 * torch.mean(scores_fake ** 2)",
+    ),
+    Mutant(
+        name="ls_g_square_of_mean",
+        function="ls_generator_loss",
+        diagnosis="the least-squares generator loss squares the mean of (scores_fake - 1) "
+                  "instead of averaging the squares: write torch.mean((scores_fake - 1) ** 2)",
+        old=_LS_G,
+        new="loss = 0.5 * torch.mean(scores_fake - 1) ** 2",
     ),
     # ---- the networks ----------------------------------------------------------------------
     Mutant(
@@ -230,6 +267,15 @@ MUTANTS = [
         new="g_loss = generator_loss(D(G(z_g).detach()))",
     ),
     Mutant(
+        name="step_g_trained_on_d_fakes",
+        function="gan_step",
+        diagnosis="the generator's loss reuses the discriminator step's fakes, which are "
+                  "detached: no gradient reaches G, so it never learns; compute fresh fakes "
+                  "G(z_g) for the generator's step",
+        old="g_loss = generator_loss(D(G(z_g)))",
+        new="g_loss = generator_loss(D(fake))",
+    ),
+    Mutant(
         name="step_d_fakes_from_z_g",
         function="gan_step",
         diagnosis="the discriminator's fakes come from z_g instead of z_d",
@@ -263,6 +309,22 @@ MUTANTS = [
                    "the generator's backward pass: the updates are the same, only slower",
     ),
     # ---- train_gan --------------------------------------------------------------------------
+    Mutant(
+        name="train_new_optimizers_every_step",
+        function="train_gan",
+        diagnosis="a new optimizer was created during the run: new Adam optimizers at every "
+                  "step throw away their moving averages; build opt_G and opt_D once, before "
+                  "the loop",
+        old=_OPTIMIZERS + """
+    generator = torch.Generator().manual_seed(seed)
+    history = {"d_loss": [], "g_loss": []}
+    for _ in range(steps):
+""",
+        new="""    generator = torch.Generator().manual_seed(seed)
+    history = {"d_loss": [], "g_loss": []}
+    for _ in range(steps):
+""" + _OPTIMIZERS.replace("    opt_", "        opt_") + "\n",
+    ),
     Mutant(
         name="train_default_betas",
         function="train_gan",
