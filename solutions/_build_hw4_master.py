@@ -110,6 +110,7 @@ def reparameterize(mu, logvar):
     mu, logvar: tensors of shape (N, L), the mean and the log-variance of q(z | x).
     Returns z of shape (N, L): z = mu + exp(0.5 * logvar) * eps, with eps ~ N(0, I) drawn
     here, one independent value per entry, on the device and with the dtype of mu.
+    The arguments are read-only: do not modify them.
     """
     # BEGIN SOLUTION
     std = torch.exp(0.5 * logvar)
@@ -146,6 +147,7 @@ def kl_divergence(mu, logvar):
 
     mu, logvar: tensors of shape (N, L).
     Returns a tensor of shape (N,).
+    The arguments are read-only: do not modify them.
     """
     # BEGIN SOLUTION
     kl = 0.5 * torch.sum(mu ** 2 + torch.exp(logvar) - 1 - logvar, dim=1)
@@ -183,6 +185,7 @@ def bernoulli_log_likelihood(x, x_logits):
     x: targets of shape (N, D), values in [0, 1].
     x_logits: the decoder's logits, shape (N, D); the pixel means are sigmoid(x_logits).
     Returns a tensor of shape (N,); stable for logits of +-50.
+    The arguments are read-only: do not modify them.
     """
     # BEGIN SOLUTION
     log_p = -F.binary_cross_entropy_with_logits(x_logits, x, reduction="none")
@@ -217,7 +220,8 @@ def neg_elbo(x, x_logits, mu, logvar):
 
     x: images (N, D) in [0, 1]; x_logits: the decoder's logits for z ~ q(z | x), (N, D);
     mu, logvar: the parameters of q(z | x), (N, L).
-    Returns a scalar tensor.
+    Returns a scalar tensor. Any batch size works, N = 1 included.
+    The arguments are read-only: do not modify them.
     """
     # BEGIN SOLUTION
     per_image = -bernoulli_log_likelihood(x, x_logits) + kl_divergence(mu, logvar)
@@ -339,6 +343,7 @@ def train_vae(model, X, epochs=30, lr=2e-3, batch_size=64, seed=0):
 
     X: float tensor (N, D) with values in [0, 1]. Shuffles every epoch with a
     torch.Generator seeded by seed; the epoch loss is the mean per-image loss of the epoch.
+    X is read-only (do not modify it); the model is trained in place.
     """
     parameter = next(model.parameters())
     X = X.to(device=parameter.device, dtype=parameter.dtype)

@@ -104,6 +104,7 @@ def sample_noise(batch_size, dim, generator=None):
 
     generator: a torch.Generator to draw with (on its device), or None for torch's global
     random state.
+    The arguments are read-only: do not modify them.
     """
     # BEGIN SOLUTION
     device = generator.device if generator is not None else None
@@ -156,7 +157,9 @@ def discriminator_loss(logits_real, logits_fake):
     """The discriminator's loss: BCE(logits_real, 1) + BCE(logits_fake, 0), two means summed.
 
     logits_real: D's logits for real samples; logits_fake: D's logits for generated samples.
-    Returns a scalar tensor.
+    Returns a scalar tensor. Any batch size works (N = 1 too, and the two batches may differ
+    in size); finite and right for logits of +-200.
+    The arguments are read-only: do not modify them.
     """
     # BEGIN SOLUTION
     loss_real = F.binary_cross_entropy_with_logits(logits_real, torch.ones_like(logits_real))
@@ -171,6 +174,8 @@ def generator_loss(logits_fake):
     """The non-saturating generator loss: BCE(logits_fake, 1), a mean over the fakes.
 
     logits_fake: D's logits for generated samples. Returns a scalar tensor.
+    Any batch size works, N = 1 included; finite and right for logits of +-200.
+    The arguments are read-only: do not modify them.
     """
     # BEGIN SOLUTION
     loss = F.binary_cross_entropy_with_logits(logits_fake, torch.ones_like(logits_fake))
@@ -198,7 +203,10 @@ $\ell_G^\text{LS} = \tfrac{1}{2}$.
 
 LS_D = '''
 def ls_discriminator_loss(scores_real, scores_fake):
-    """0.5 * mean((scores_real - 1)^2) + 0.5 * mean(scores_fake^2), a scalar tensor."""
+    """0.5 * mean((scores_real - 1)^2) + 0.5 * mean(scores_fake^2), a scalar tensor.
+
+    The arguments are read-only: do not modify them.
+    """
     # BEGIN SOLUTION
     loss = 0.5 * torch.mean((scores_real - 1) ** 2) + 0.5 * torch.mean(scores_fake ** 2)
     # END SOLUTION
@@ -207,7 +215,10 @@ def ls_discriminator_loss(scores_real, scores_fake):
 
 LS_G = '''
 def ls_generator_loss(scores_fake):
-    """0.5 * mean((scores_fake - 1)^2), a scalar tensor."""
+    """0.5 * mean((scores_fake - 1)^2), a scalar tensor.
+
+    The arguments are read-only: do not modify them.
+    """
     # BEGIN SOLUTION
     loss = 0.5 * torch.mean((scores_fake - 1) ** 2)
     # END SOLUTION
@@ -292,7 +303,9 @@ Return the two losses as Python floats (`loss.item()`), `d_loss` before `g_loss`
 STEP = '''
 def gan_step(G, D, opt_G, opt_D, x_real, z_d, z_g):
     """One discriminator update on x_real and G(z_d) (detached), then one generator update
-    on G(z_g). Returns (d_loss, g_loss) as Python floats."""
+    on G(z_g). Returns (d_loss, g_loss) as Python floats.
+    x_real, z_d and z_g are read-only; the networks and optimizers are updated in place.
+    """
     # BEGIN SOLUTION
     # The discriminator: real samples against fakes that no gradient flows back from.
     fake = G(z_d).detach()
@@ -339,6 +352,7 @@ def train_gan(G, D, data_sampler, steps=1000, batch_size=256, noise_dim=4, seed=
     data_sampler(batch_size, generator) -> (batch_size, 2) tensor of real samples.
     All randomness comes from one torch.Generator seeded with seed.
     Returns {"d_loss": [steps floats], "g_loss": [steps floats]}.
+    G and D are trained in place; data_sampler is only called.
     """
     parameter = next(G.parameters())  # tells the models' device and dtype
     # BEGIN SOLUTION
