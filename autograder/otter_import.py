@@ -924,26 +924,20 @@ def _names_loaded(tree) -> set[str]:
 def _choose_mode(master, questions: list[Question]) -> tuple[str, str]:
     """"definitions" when every notebook name the tests use is a function, class, import or
     constant (dlgrade's default: top-level training code is not run); else "all", as otter."""
+    from .notebook import top_level_statements
     from .worker import _keep_definition
 
     defined: set[str] = set()
-    for cell in master.cells:
-        if cell.cell_type != "code":
+    for stmt in top_level_statements(master):
+        if not _keep_definition(stmt):
             continue
-        try:
-            tree = ast.parse(cell.source)
-        except SyntaxError:
-            continue
-        for stmt in tree.body:
-            if not _keep_definition(stmt):
-                continue
-            if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-                defined.add(stmt.name)
-            elif isinstance(stmt, (ast.Import, ast.ImportFrom)):
-                defined.update((a.asname or a.name).split(".")[0] for a in stmt.names)
-            else:
-                defined.update(n.id for n in ast.walk(stmt) if isinstance(n, ast.Name)
-                               and isinstance(n.ctx, ast.Store))
+        if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            defined.add(stmt.name)
+        elif isinstance(stmt, (ast.Import, ast.ImportFrom)):
+            defined.update((a.asname or a.name).split(".")[0] for a in stmt.names)
+        else:
+            defined.update(n.id for n in ast.walk(stmt) if isinstance(n, ast.Name)
+                           and isinstance(n.ctx, ast.Store))
     needed: dict[str, str] = {}
     for question in questions:
         for case in question.cases:
