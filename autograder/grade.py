@@ -50,6 +50,26 @@ def run_tests(assignment: Assignment, plugin: GradingPlugin, quiet: bool = True,
     return [plugin.outcomes[n] for n in plugin.order if n in plugin.outcomes]
 
 
+def upstream_failures(outcome: Outcome, outcomes: list[Outcome]) -> str:
+    """For an end-to-end (integration) test that lost points: the functions it depends on that
+    already fail their own visible tests, so the student fixes those first instead of
+    suspecting the training loop. "" when there are none."""
+    if not outcome.integration or outcome.fraction >= 1.0:
+        return ""
+    failing = []
+    for function in outcome.tags:
+        numbers = [str(number) for number, other in enumerate(outcomes, start=1)
+                   if other is not outcome and not other.integration and function in other.tags
+                   and other.fraction < 1.0 and other.visibility == "visible"]
+        if numbers:
+            failing.append(f"{function} (test{'s' if len(numbers) > 1 else ''} "
+                           f"{', '.join(numbers)})")
+    if not failing:
+        return ""
+    return ("\nThis end-to-end check uses everything before it, and these fail their own "
+            f"tests: {'; '.join(failing)}. Fix them first: this check may then pass as it is.")
+
+
 def to_results(outcomes: list[Outcome], *, execution_time: float, output: str) -> Results:
     tests = []
     for number, o in enumerate(outcomes, start=1):
@@ -59,7 +79,8 @@ def to_results(outcomes: list[Outcome], *, execution_time: float, output: str) -
         tests.append(TestResult(
             name=o.name, number=str(number), score=score, max_score=o.points,
             status="passed" if o.fraction >= 1.0 else "failed",
-            output=o.message, visibility=o.visibility, tags=o.tags))
+            output=o.message + upstream_failures(o, outcomes), visibility=o.visibility,
+            tags=o.tags))
     return Results(score=round(sum(t.score for t in tests), 10), execution_time=execution_time,
                    output=output, tests=tests)
 
