@@ -921,6 +921,37 @@ def _names_loaded(tree) -> set[str]:
     return loaded - stored - set(dir(builtins))
 
 
+def _merge_config_file(config: dict, config_lines: list[str], config_cell: int,
+                       base_dir: Path | None, notes: list[Note]) -> None:
+    """otter's ``config_file``: a YAML file of assignment settings beside the master; the
+    notebook's own settings win where both give one (as in otter)."""
+    name = config.get("config_file")
+    if not name:
+        return
+    line_no, line = _key_lines(config_lines, "config_file")
+    where = f"cell {config_cell}, line {line_no}"
+    if not isinstance(name, str):
+        raise OtterImportError(f"{where}: config_file must be a file name")
+    if base_dir is None:
+        notes.append(Note(where, line, "config_file: the master's folder is unknown here, so "
+                                       "its settings are not read"))
+        return
+    path = Path(base_dir) / name
+    if not path.is_file():
+        raise OtterImportError(f"{where}: config_file {name} does not exist beside the master "
+                               f"(looked for {path})")
+    extra = _yaml(path.read_text(), f"config_file {name}") or {}
+    if not isinstance(extra, dict):
+        raise OtterImportError(f"config_file {name}: expected a mapping of settings")
+    used = sorted(key for key in extra if key not in config and key != "config_file")
+    for key in used:
+        config[key] = extra[key]
+        config_lines.append(f"{key}: (from {name})")
+    notes.append(Note(where, line, f"config_file {name} read: "
+                                   f"{', '.join(used) if used else 'nothing the notebook lacks'}",
+                      converted=True))
+
+
 def _choose_mode(master, questions: list[Question]) -> tuple[str, str]:
     """"definitions" when every notebook name the tests use is a function, class, import or
     constant (dlgrade's default: top-level training code is not run); else "all", as otter."""
@@ -958,8 +989,9 @@ def _choose_mode(master, questions: list[Question]) -> tuple[str, str]:
     return "definitions", "the tests use only functions, classes, imports and constants"
 
 
-def convert(nb, name: str, *, mode: str = "auto") -> Conversion:
-    """Parse an otter master notebook into a dlgrade master, questions and report notes."""
+def convert(nb, name: str, *, mode: str = "auto", base_dir: Path | None = None) -> Conversion:
+    """Parse an otter master notebook into a dlgrade master, questions and report notes.
+    ``base_dir``: the master's folder, where a ``config_file`` is read from."""
     import nbformat
 
     notes: list[Note] = []
@@ -1060,6 +1092,7 @@ def convert(nb, name: str, *, mode: str = "auto") -> Conversion:
     if blocks:
         raise OtterImportError(f"the {blocks[-1].upper()} block opened last is never closed")
 
+    _merge_config_file(config, config_lines, config_cell, base_dir, notes)
     for key in config:
         line_no, line = _key_lines(config_lines, key)
         at = f"cell {config_cell}, line {line_no}"
@@ -1453,7 +1486,7 @@ def import_otter(master_path: Path, out: Path, *, name: str | None = None, mode:
         nb = nbformat.read(master_path, as_version=4)
     except Exception as exc:  # noqa: BLE001 - nbformat raises many kinds
         raise OtterImportError(f"cannot read {master_path}: {exc}") from None
-    conv = convert(nb, name, mode=mode)
+    conv = convert(nb, name, mode=mode, base_dir=master_path.parent)
     if not any(q.cases for q in conv.questions):
         raise OtterImportError(f"{master_path.name} has no otter test cases to convert")
     (out / "master").mkdir(parents=True, exist_ok=True)

@@ -625,3 +625,22 @@ def test_partial_scores_are_not_rounded_below_their_maximum():
     results = to_results(outcomes, execution_time=0.0, output="")
     assert results.tests[0].score == results.tests[0].max_score == 2 / 3
     assert results.tests[1].score == round(1 / 3, 10)
+
+
+def test_config_file_settings_are_read_and_the_notebook_wins(tmp_path):
+    """otter's config_file: settings beside the master are used where the notebook sets none
+    (requirements, the intercell seed here); a setting both give is the notebook's."""
+    (tmp_path / "otter_config.yml").write_text(
+        "requirements:\n  - numpy>=1\nseed:\n  autograder_value: 5\nname: from-file\n")
+    nb = master_nb(new_raw_cell("# ASSIGNMENT CONFIG\nname: from-notebook\n"
+                                "config_file: otter_config.yml"),
+                   *question("q", "def f():\n    return 1", [shown("f()", "1")]))
+    conv = convert(nb, "configured", base_dir=tmp_path)
+    assert conv.requirements == ["numpy>=1"]
+    assert conv.cell_prefix.startswith('__import__("numpy").random.seed(5)')
+    note = next(n for n in conv.notes if "config_file" in n.text)
+    assert note.converted and note.what.endswith("read: requirements, seed")
+    with pytest.raises(OtterImportError, match="does not exist beside the master"):
+        convert(master_nb(new_raw_cell("# ASSIGNMENT CONFIG\nconfig_file: missing.yml"),
+                          *question("q", "def f():\n    return 1", [shown("f()", "1")])),
+                "missing", base_dir=tmp_path)
