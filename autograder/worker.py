@@ -182,6 +182,24 @@ def _keep_definition(stmt) -> bool:
     return False
 
 
+def _reachable(stmt):
+    """A copy of ``stmt`` without the statements that follow a raise, return, break or
+    continue in the same block: a skeleton's ``raise NotImplementedError`` followed by
+    ``return loss, dx`` reads no global ``loss`` (which would pull in a training loop)."""
+    import copy
+
+    stmt = copy.deepcopy(stmt)
+    ends = (ast.Raise, ast.Return, ast.Break, ast.Continue)
+    for node in ast.walk(stmt):
+        for field in ("body", "orelse", "finalbody"):
+            block = getattr(node, field, None)
+            if isinstance(block, list):
+                end = next((i for i, s in enumerate(block) if isinstance(s, ends)), None)
+                if end is not None:
+                    del block[end + 1:]
+    return stmt
+
+
 def _scope_names(stmt) -> tuple[set, set]:
     """The module-level names one top-level statement binds, and the module-level names it
     reads: at once, or later, from inside the functions and classes it defines (their free
@@ -189,7 +207,7 @@ def _scope_names(stmt) -> tuple[set, set]:
     import symtable
 
     try:
-        table = symtable.symtable(ast.unparse(stmt), "<statement>", "exec")
+        table = symtable.symtable(ast.unparse(_reachable(stmt)), "<statement>", "exec")
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return set(), set()
     bound, used = set(), set()

@@ -35,6 +35,18 @@ def test_the_plan_keeps_what_definitions_read_and_nothing_else():
     assert plan_definitions(cells) == {1: [0], 2: [0, 1, 2, 3], 3: [0, 1], 4: [], 5: [0, 1]}
 
 
+def test_unreachable_code_after_a_stub_reads_no_globals():
+    """The skeleton's `raise NotImplementedError` followed by `return loss, dx`: `loss` is not
+    a global the function reads, so the training loop that binds `loss` is not run."""
+    cells = [(1, "def softmax_loss(x, y):\n    raise NotImplementedError('not implemented yet')"
+                 "\n    return loss, dx"),
+             (2, "for epoch in range(3):\n    loss, dx = softmax_loss(1, 2)"),
+             (3, "def f(x):\n    if x:\n        return SCALE\n        print(never)\n"
+                 "    return x"),
+             (4, "SCALE = float('2')\nnever = print('x')")]
+    assert plan_definitions(cells) == {1: [0], 2: [], 3: [0], 4: [0]}
+
+
 def test_a_cell_that_does_not_parse_is_left_out_of_the_plan():
     assert plan_definitions([(1, "def f(:\n"), (2, "X = g()\ndef h():\n    return X")]) == \
         {1: [], 2: [0, 1]}
