@@ -311,24 +311,40 @@ def test_conv_backward_fast_large(student, reference, rng, partial):
     x, w, b, conv_param = conv_inputs(rng, LARGE_CASE)
     dout = rng.standard_normal(conv_out_shape(LARGE_CASE))
     inputs = conv_described(x, w, b, conv_param, dout=dout)
-    _, cache = expect_tuple(student.conv_forward_fast(x, w, b, conv_param), 2,
-                            "conv_forward_fast")
-    result, seconds = timed(lambda: student.conv_backward_fast(dout, cache))
-    grads = expect_tuple(result, 3, "conv_backward_fast")
+
+    def own_run():
+        _, cache = expect_tuple(student.conv_forward_fast(x, w, b, conv_param), 2,
+                                "conv_forward_fast")
+        result, seconds = timed(lambda: student.conv_backward_fast(dout, cache))
+        return expect_tuple(result, 3, "conv_backward_fast"), cache, seconds
     _, ref_cache = reference.conv_forward_fast(x, w, b, conv_param)
     start = time.process_time()
     expected = reference.conv_backward_naive(dout, ref_cache)
     naive_seconds = time.process_time() - start
-    correct = False
-    with partial.part("values"):
-        for name, got, want in zip(("dx", "dw", "db"), grads, expected, strict=True):
+    # With your own cache, or, where your forward is wrong (its own tests), with the cache
+    # (x, w, b, conv_param) as the notebook describes it, made by the reference.
+    on_reference = own_parts(lambda: timed(lambda: expect_tuple(
+        student.conv_backward_fast(dout, ref_cache), 3, "conv_backward_fast")))
+    runs = [own_parts(own_run)]
+    if on_reference is not None:
+        runs.append((on_reference[0], ref_cache, on_reference[1]))
+    if not any(runs):
+        runs = [own_run()]  # neither runs: its own error is the feedback
+    correct = None
+
+    def same_values(run):
+        nonlocal correct
+        for name, got, want in zip(("dx", "dw", "db"), run[0], expected, strict=True):
             assert_close(got, want, f"conv_backward_fast {name}", tol=1e-9, inputs=inputs)
-        correct = True
+        correct = run
+    with partial.part("values"):
+        one_of(same_values, runs)
     with partial.part("speed"):
-        if not correct:
+        if correct is None:
             raise CheckFailure("speed not credited: the values are wrong (see above)")
-        check_speed("conv_backward_fast", lambda: student.conv_backward_fast(dout, cache),
-                    seconds, naive_seconds, inputs)
+        check_speed("conv_backward_fast",
+                    lambda: student.conv_backward_fast(dout, correct[1]), correct[2],
+                    naive_seconds, inputs)
 
 
 # ---- max pooling ---------------------------------------------------------------------------------
@@ -430,6 +446,30 @@ def random_params(rng, args):
             for key, shape in shapes.items()}
 
 
+def runnable_args(student, reference, args):
+    """``args``, or the same net with 1x1 filters (no padding) where the student's fast
+    convolution cannot run the ConvNet's layer: it raises or returns other shapes than the
+    contract's. That mistake costs in its own tests; with padding out of play the ConvNet's
+    own code is still judged (a padding mistake of the convolution cannot reach it)."""
+    probe = np.random.default_rng(0)
+    F, fs = args["num_filters"], args["filter_size"]
+    x, w, b = (probe.standard_normal((2, 1, 8, 8)), probe.standard_normal((F, 1, fs, fs)),
+               probe.standard_normal(F))
+    conv_param = {"stride": 1, "pad": (fs - 1) // 2}
+    out, cache = reference.conv_forward_fast(x, w, b, conv_param)
+    want = [a.shape for a in reference.conv_backward_fast(out, cache)]
+
+    def shapes():
+        got, own_cache = expect_tuple(student.conv_forward_fast(x, w, b, conv_param), 2,
+                                      "conv_forward_fast")
+        grads = expect_tuple(student.conv_backward_fast(out, own_cache), 3,
+                             "conv_backward_fast")
+        return [np.shape(got)] + [np.shape(g) for g in grads]
+    if own_parts(shapes) == [out.shape, *want]:
+        return args
+    return dict(args, filter_size=1)
+
+
 def own_parts(compute):
     """``compute()`` with the student's parts, or None where one of them fails or returns
     something the contract's composite cannot use (its own tests say so)."""
@@ -496,27 +536,29 @@ def test_convnet_initialisation(student, partial):
 @pytest.mark.covers("ConvNet")
 def test_convnet_scores(student, reference, reference_with, rng):
     """ConvNet.loss(X): scores with given parameters (filter_size 5)"""
-    X, _ = net_data(rng, NET_ARGS)
-    params = random_params(rng, NET_ARGS)
-    net, ref = nets_with(student, reference, params, NET_ARGS)
+    args = runnable_args(student, reference, NET_ARGS)
+    X, _ = net_data(rng, args)
+    params = random_params(rng, args)
+    net, ref = nets_with(student, reference, params, args)
     scores = net.loss(X)
     # Right with the reference's convolution or with the student's own (its tests charge it).
     hybrid = reference_with(conv_forward_fast=student.conv_forward_fast)
-    own = own_parts(lambda: nets_with(hybrid, reference, params, NET_ARGS)[0].loss(X))
+    own = own_parts(lambda: nets_with(hybrid, reference, params, args)[0].loss(X))
     one_of(lambda want: assert_close(scores, want, "ConvNet scores",
-                                     inputs=dict(X=X, **NET_ARGS)), [ref.loss(X), own])
+                                     inputs=dict(X=X, **args)), [ref.loss(X), own])
 
 
 @pytest.mark.points(5)
 @pytest.mark.covers("ConvNet")
 def test_convnet_loss_and_gradients(student, reference, reference_with, rng, partial):
     """ConvNet.loss(X, y): loss and every gradient, with reg > 0"""
-    X, y = net_data(rng, NET_ARGS)
-    params = random_params(rng, NET_ARGS)
-    net, _ = nets_with(student, reference, params, NET_ARGS)
+    args = runnable_args(student, reference, NET_ARGS)
+    X, y = net_data(rng, args)
+    params = random_params(rng, args)
+    net, _ = nets_with(student, reference, params, args)
     loss, grads = expect_tuple(net.loss(X, y), 2, "ConvNet.loss")
-    candidates = net_candidates(reference, reference_with, student, params, NET_ARGS, X, y)
-    inputs = dict(X=X, y=y, **NET_ARGS)
+    candidates = net_candidates(reference, reference_with, student, params, args, X, y)
+    inputs = dict(X=X, y=y, **args)
     with partial.part("loss", 2):
         one_of(lambda want: assert_close(loss, want[0], "ConvNet loss", inputs=inputs),
                candidates)
@@ -540,9 +582,10 @@ def test_convnet_numerical_gradients(student, reference, reference_with, rng, pa
     reference's does) and your gradient must not be all zeros; a constant loss with zero
     gradients agrees with its own numerical gradient.
     """
-    X, y = net_data(rng, SMALL_NET_ARGS, n=3)
-    params = random_params(rng, SMALL_NET_ARGS)
-    net, ref = nets_with(student, reference, params, SMALL_NET_ARGS)
+    args = runnable_args(student, reference, SMALL_NET_ARGS)
+    X, y = net_data(rng, args, n=3)
+    params = random_params(rng, args)
+    net, ref = nets_with(student, reference, params, args)
     loss, grads = expect_tuple(net.loss(X, y), 2, "ConvNet.loss")
     if type(grads) is not dict:
         raise CheckFailure(f"the gradients should be a dict, got {type(grads).__name__}")
@@ -557,10 +600,10 @@ def test_convnet_numerical_gradients(student, reference, reference_with, rng, pa
     ref_numeric = {key: numeric_gradient(loss_of(ref, key), params[key]) for key in params}
     ref_err = max(norm_error(ref_grads[key], ref_numeric[key]) for key in params)
     tol = gradient_tolerance(ref_err)
-    inputs = dict(X=X, y=y, **SMALL_NET_ARGS)
+    inputs = dict(X=X, y=y, **args)
     # Where your convolution is wrong (its own tests), the contract's ConvNet built on it is
     # right too, though its gradients are then not those of its loss.
-    composed = net_candidates(reference, reference_with, student, params, SMALL_NET_ARGS, X,
+    composed = net_candidates(reference, reference_with, student, params, args, X,
                               y)[1]
     for key in sorted(params):
         with partial.part(f"grads[{key!r}]"):
