@@ -154,6 +154,18 @@ class Lineage:
             self.log.append(op)
 
 
+class Raised:
+    """The result of a recorded call that raised in the worker: the exception's type name and
+    message (only ever compared as text)."""
+
+    def __init__(self, exc_type: str, message: str = ""):
+        self.exc_type = exc_type
+        self.message = message
+
+    def __repr__(self):
+        return f"Raised({self.exc_type})"
+
+
 @dataclass
 class CallRecord:
     name: str
@@ -364,11 +376,41 @@ class Diagnoser:
                            seconds=self.budget_s + HARD_GRACE_S, memory_bytes=MEMORY_BYTES,
                            default=[])
 
+    @staticmethod
+    def _explain_raised(record, seed, reference, mutants, best, deadline) -> None:
+        """A student call that raised: a known mistake of that same function explains it when
+        it raises the same exception type on the same inputs and the reference does not."""
+        try:
+            _seeded_replay(reference, record, seed)
+        except Exception:  # noqa: BLE001 - inputs the reference fails on explain nothing
+            return
+        function = record.name.split(".")[0]
+        exact, loose = [], []
+        for mutant, module in mutants:
+            if time.monotonic() > deadline:
+                break
+            if mutant.function != function:
+                continue
+            try:
+                _seeded_replay(module, record, seed)
+            except Exception as exc:  # noqa: BLE001 - the mistake's own crash
+                if type(exc).__name__ == record.result.exc_type:
+                    # The same message (numpy's, say, with the same shapes) is the same crash.
+                    same_text = str(exc) == record.result.message
+                    (exact if same_text else loose).append(mutant.diagnosis)
+        for diagnosis in exact or loose:
+            best[diagnosis] = max(best.get(diagnosis, (0, 0)), (2 if exact else 1, 1))
+
     def _explain(self, records, seed, reference, mutants) -> list[str]:
         deadline = time.monotonic() + self.budget_s
         best: dict[str, tuple[int, int]] = {}  # diagnosis -> (leaves it changes, name matches)
         for record in reversed(records):  # the call that failed is usually the last one
             if record.seconds > MAX_CALL_SECONDS or time.monotonic() > deadline:
+                continue
+            if isinstance(record.result, Raised):
+                self._explain_raised(record, seed, reference, mutants, best, deadline)
+                if best:
+                    break
                 continue
             try:
                 ref_leaves = leaves(_seeded_replay(reference, record, seed))

@@ -470,7 +470,17 @@ class StudentFunction:
             except NotReplayable:
                 pass
         start = time.monotonic()
-        result = self._session.request(op, params, self._name)
+        try:
+            result = self._session.request(op, params, self._name)
+        except StudentCodeError as exc:
+            if saved is not None:  # a mistake that crashes can be named too
+                from .diagnose import Raised
+
+                recorder.append(CallRecord(self._name, kind, saved[0], saved[1],
+                                           Raised(exc.exc_type, exc.message),
+                                           time.monotonic() - start,
+                                           saved[2]))
+            raise
         if saved is not None:
             recorder.append(CallRecord(self._name, kind, saved[0], saved[1], result,
                                        time.monotonic() - start, saved[2]))

@@ -53,3 +53,26 @@ def test_dicts_close():
     assert not match(a, {"w": np.array([1.0, 2.0]), "losses": np.array([1.0, 3.0])})  # NaN
     assert not match(a, {"w": np.array([1.0, 2.0]), "losses": np.array([np.nan])})  # shape
     assert not match(a, {"w": np.array([1.0, 2.0])})  # keys
+
+
+def test_a_mistake_that_crashes_is_named_by_the_same_crash(tmp_path):
+    """Wo computed from H: on an input wider than high the student's conv_forward_naive raises
+    numpy's broadcast error; the known mistake that raises the same error on the same inputs
+    is named, and the mistake that raises another one (window axes swapped) is not."""
+    import nbformat
+
+    from autograder.assignment import load_assignment
+    from autograder.grade import grade_notebook
+    from autograder.mutants import apply_to_notebook, load_mutants
+
+    assignment = load_assignment("hw2_conv")
+    mutants = {m.name: m for m in load_mutants(assignment.mutants_file)}
+    path = tmp_path / "square.ipynb"
+    nbformat.write(apply_to_notebook(nbformat.read(assignment.master, as_version=4),
+                                     mutants["conv_output_width_from_height"]), path)
+    run = grade_notebook(path, assignment,
+                         only=["tests/test_hw2_conv.py::test_conv_forward_values"])
+    failed = [t for t in run.results.tests if t.status == "failed"]
+    assert failed and all("raised ValueError" in t.output for t in failed)
+    assert mutants["conv_output_width_from_height"].diagnosis in failed[0].output
+    assert mutants["conv_window_height_width_swapped"].diagnosis not in failed[0].output
