@@ -9,9 +9,9 @@ import pytest
 from autograder.checks import (CheckFailure, assert_close, assert_gradient, assert_metric,
                                assert_not_mutated, check_initial_params, expect_array,
                                expect_scalar, expect_tuple, gradient_tolerance,
-                               norm_error, numeric_gradient, numeric_vjp, one_of, type_name)
+                               comparable, norm_error, numeric_gradient, numeric_vjp, one_of,
+                               own_parts, type_name, without_null_parts)
 from autograder.data import disguise
-from autograder.session import StudentCodeError, StudentTimeout
 
 VALUE_TOL = 1e-7  # same float64 formula, different operation order: ~1e-14 in practice
 
@@ -380,34 +380,6 @@ def test_net_initialisation(student, partial):
 
 
 LAYERS = ("affine_forward", "affine_backward", "relu_forward", "relu_backward", "softmax_loss")
-
-
-def own_parts(compute):
-    """``compute()`` with the student's parts, or None where one of them fails or returns
-    something the contract's composite cannot use (its own tests say so)."""
-    try:
-        return compute()
-    except (CheckFailure, StudentCodeError, StudentTimeout, TypeError, ValueError, IndexError,
-            KeyError, AttributeError):
-        return None
-
-
-def without_null_parts(composed, expected):
-    """A composite's (loss, grads) with every gradient that is all zeros where the
-    reference's is not set to None: a part computed by do-nothing layers pays nothing."""
-    if composed is None or type(composed) is not tuple or len(composed) != 2 \
-            or not isinstance(composed[1], dict):
-        return None
-    grads = {key: None if not np.any(np.asarray(value)) and np.any(expected[1].get(key, 0))
-             else value for key, value in composed[1].items()}
-    return composed[0], grads
-
-
-def comparable(want, key):
-    """The candidate's gradient for ``key``; CheckFailure where it has none to compare."""
-    if want[1].get(key) is None:
-        raise CheckFailure(f"grads[{key!r}]: not comparable")
-    return want[1][key]
 
 
 def net_candidates(reference, reference_with, student, params, X, y):

@@ -13,8 +13,8 @@ import pytest
 from autograder.checks import (CheckFailure, assert_close, assert_gradient, assert_metric,
                                check_initial_params, describe_inputs, expect_array,
                                expect_scalar, expect_tuple, gradient_tolerance, norm_error,
-                               numeric_gradient, numeric_vjp, one_of)
-from autograder.session import StudentCodeError, StudentTimeout
+                               comparable, numeric_gradient, numeric_vjp, one_of, own_parts,
+                               without_null_parts)
 
 # ---- inputs ---------------------------------------------------------------------------------
 
@@ -468,34 +468,6 @@ def runnable_args(student, reference, args):
     if own_parts(shapes) == [out.shape, *want]:
         return args
     return dict(args, filter_size=1)
-
-
-def own_parts(compute):
-    """``compute()`` with the student's parts, or None where one of them fails or returns
-    something the contract's composite cannot use (its own tests say so)."""
-    try:
-        return compute()
-    except (CheckFailure, StudentCodeError, StudentTimeout, TypeError, ValueError, IndexError,
-            KeyError, AttributeError):
-        return None
-
-
-def without_null_parts(composed, expected):
-    """A composite's (loss, grads) with every gradient that is all zeros where the
-    reference's is not set to None: a part computed by do-nothing layers pays nothing."""
-    if composed is None or type(composed) is not tuple or len(composed) != 2 \
-            or not isinstance(composed[1], dict):
-        return None
-    grads = {key: None if not np.any(np.asarray(value)) and np.any(expected[1].get(key, 0))
-             else value for key, value in composed[1].items()}
-    return composed[0], grads
-
-
-def comparable(want, key):
-    """The candidate's gradient for ``key``; CheckFailure where it has none to compare."""
-    if want[1].get(key) is None:
-        raise CheckFailure(f"grads[{key!r}]: not comparable")
-    return want[1][key]
 
 
 def net_candidates(reference, reference_with, student, params, args, X, y):

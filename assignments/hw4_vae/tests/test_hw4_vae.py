@@ -8,15 +8,13 @@ Every test is device-agnostic: tensors made here are put on ``device`` and stude
 moved there with ``model.to(device)``; the reference runs in this process on the CPU, and all
 comparisons happen here in float64 numpy.
 """
-from types import SimpleNamespace
-
 import numpy as np
 import pytest
 import torch
 
 from autograder.checks import (CheckFailure, UpstreamFailure, assert_close, assert_metric,
                                describe_inputs, expect_array, expect_scalar, expect_tuple,
-                               one_of, type_name)
+                               one_of, own_parts, type_name)
 from autograder.data import disguise
 from autograder.diagnose import dicts_close
 from autograder.session import LocalFactory, StudentCodeError, StudentTimeout
@@ -121,9 +119,8 @@ def with_own_parts(compute):
     something the contract's composite cannot use (the composite is then judged against the
     reference's parts alone), and None when every number it gives is zero: a composite of
     do-nothing parts is matched by a do-nothing composite, which must earn nothing."""
-    try:
-        value = compute()
-    except Exception:  # noqa: BLE001 - any failure of the student's parts: no candidate
+    value = own_parts(compute, errors=(Exception,))  # torch adds RuntimeError and more
+    if value is None:
         return None
     numbers = [np.asarray(v, dtype=np.float64) for v in _numbers(value)]
     if numbers and not any(np.any(n) for n in numbers):
