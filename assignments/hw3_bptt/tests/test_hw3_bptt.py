@@ -11,7 +11,7 @@ from autograder.checks import (CheckFailure, assert_close, assert_gradient, asse
                                assert_not_mutated, expect_array, expect_scalar, expect_tuple,
                                gradient_tolerance, norm_error, numeric_gradient, numeric_vjp,
                                one_of)
-from autograder import checks
+from autograder import composite
 
 STEP_NAMES = ("dx", "dprev_h", "dWx", "dWh", "db")
 RNN_NAMES = ("dx", "dh0", "dWx", "dWh", "db")
@@ -68,7 +68,7 @@ def own_parts(compute):
     """``compute()`` with the student's parts, or None where one of them fails or returns
     something the contract's composite cannot use (its own tests say so), and where the result
     is one constant (do-nothing parts: matching them earns nothing)."""
-    value = checks.own_parts(compute)
+    value = composite.own_parts(compute)
     if value is None:
         return None
     try:

@@ -13,8 +13,9 @@ import pytest
 import torch
 
 from autograder.checks import (CheckFailure, UpstreamFailure, assert_close, assert_metric,
-                               describe_inputs, expect_array, expect_scalar, expect_tuple,
-                               one_of, own_parts, type_name)
+                               describe_inputs, expect_array, expect_scalar, expect_tuple, one_of,
+                               type_name)
+from autograder.composite import own_parts
 from autograder.data import disguise
 from autograder.diagnose import dicts_close
 from autograder.session import LocalFactory, StudentCodeError, StudentTimeout
