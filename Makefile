@@ -9,9 +9,13 @@ FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,)
 
 .PHONY: install demo test bench bench-batch clean docker-test
 
-$(BIN)/.installed: pyproject.toml constraints.txt
+# Each bundled assignment's `requirements` (assignment.toml) are installed with dlgrade.
+$(BIN)/.installed: pyproject.toml constraints.txt $(wildcard assignments/*/assignment.toml)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q $(FIND_LINKS) -c constraints.txt -e '.[dev]'
+	$(BIN)/dlgrade requirements > $(VENV)/assignment-requirements.txt
+	test ! -s $(VENV)/assignment-requirements.txt || \
+	    $(BIN)/pip install -q $(FIND_LINKS) -c constraints.txt -r $(VENV)/assignment-requirements.txt
 	touch $@
 
 install: $(BIN)/.installed

@@ -53,6 +53,9 @@ class Assignment:
     # Packages the notebook needs besides dlgrade's own (PEP 508, "pandas>=2"): installed by
     # the Gradescope setup, checked before grading.
     requirements: list[str] = field(default_factory=list)
+    # The Gradescope total is scaled to this many points (otter's ``points_possible``): the
+    # earned fraction of the tests' points times it. None: the tests' points as they are.
+    points_possible: float | None = None
 
     @property
     def tests_dir(self) -> Path:
@@ -164,6 +167,11 @@ def load_assignment(name_or_path: str) -> Assignment:
     master = config.pop("master", None)
     name = config.pop("name", directory.name)
     master_path = (directory / master).resolve() if master else SOLUTIONS_DIR / f"{name}.ipynb"
+    scaled = config.get("points_possible")
+    if scaled is not None and (isinstance(scaled, bool) or not isinstance(scaled, (int, float))
+                               or scaled <= 0):
+        raise AssignmentError(f"{config_file}: points_possible must be a positive number "
+                              f"(got {scaled!r}); remove it to use the tests' points as they are")
     return Assignment(name=name, directory=directory.resolve(), limits=limits,
                       master=master_path, **config)
 

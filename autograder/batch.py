@@ -51,6 +51,7 @@ from pathlib import Path
 
 from .confinement import place_canary, preflight
 from .gradescope import JUNK_DIRS, SubmissionError, find_notebook
+from .results import maximum
 from .textsafe import csv_cell, escape_control
 
 MAX_ZIP_MEMBERS = 50_000
@@ -434,8 +435,7 @@ def _grade_of(results) -> tuple[float, float] | None:
     if not isinstance(results, dict):
         return None
     try:
-        return (float(results.get("score", 0.0)),
-                sum(float(t["max_score"]) for t in results.get("tests", [])))
+        return float(results.get("score", 0.0)), maximum(results)
     except (TypeError, ValueError, KeyError):
         return None
 
@@ -836,7 +836,7 @@ def write_grades_csv(out: Path, subs: list[Submission]) -> Path:
             if key not in columns:
                 columns.append(key)
         if results and results.get("tests"):
-            suite_max = max(suite_max, sum(float(t["max_score"]) for t in results["tests"]))
+            suite_max = max(suite_max, maximum(results))
         loaded.append((sub, status, results, by_name))
     rows = [["submission", "name", "email", "sid", "notebook", *map(_cell, columns), "total",
              "max_score", "status"]]

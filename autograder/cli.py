@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 from rich.console import Console
@@ -51,9 +53,27 @@ def cmd_grade(args) -> int:
         return 2
     from .grade import grade_notebook
 
-    # The results folder is hidden from the student's code too (earlier results live there).
-    run = grade_notebook(Path(args.submission), assignment, device=args.device,
-                         private=[results_path.resolve().parent])
+    submission, scratch = Path(args.submission), None
+    if submission.suffix.lower() == ".zip" or submission.is_dir():
+        from .gradescope import SubmissionError, notebook_or_zip, notebook_in_zip
+
+        scratch = Path(tempfile.mkdtemp(prefix="dlgrade-grade-"))
+        try:
+            submission = (notebook_or_zip(submission, scratch) if submission.is_dir()
+                          else notebook_in_zip(submission, scratch))
+        except (SubmissionError, OSError) as exc:
+            shutil.rmtree(scratch, ignore_errors=True)
+            write_results(error_results(str(exc)), results_path)
+            console.print(f"[red]error:[/] {_shown(str(exc))}")
+            return 0
+    try:
+        # The results folder is hidden from the student's code too (earlier results live
+        # there).
+        run = grade_notebook(submission, assignment, device=args.device,
+                             private=[results_path.resolve().parent])
+    finally:
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
     write_results(run.results, results_path)
     if not args.quiet:
         # For the instructor running this, not the student: never in results.json.
@@ -144,6 +164,21 @@ def cmd_import_otter(args) -> int:
     return 0 if result.ok else 1
 
 
+def cmd_requirements(args) -> int:
+    """One PEP 508 line per package the assignments need besides dlgrade (for pip -r)."""
+    from .assignment import ASSIGNMENTS_DIR
+
+    names = args.assignments or sorted(p.name for p in ASSIGNMENTS_DIR.iterdir()
+                                       if (p / "assignment.toml").exists())
+    try:
+        wanted = {r for name in names for r in load_assignment(name).requirements}
+    except AssignmentError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print("".join(f"{r}\n" for r in sorted(wanted)), end="")
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="dlgrade", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -201,6 +236,11 @@ def main(argv=None) -> int:
                    help="skip grading the master and the student notebook after converting")
     o.add_argument("--force", action="store_true", help="overwrite a non-empty folder")
     o.set_defaults(func=cmd_import_otter)
+    q = sub.add_parser("requirements", help="the packages the assignments need besides "
+                       "dlgrade's own, one per line (for pip install -r)")
+    q.add_argument("assignments", nargs="*", help="names or folders (default: every bundled "
+                   "assignment)")
+    q.set_defaults(func=cmd_requirements)
     args = parser.parse_args(argv)
     return args.func(args)
 

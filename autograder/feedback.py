@@ -25,6 +25,7 @@ import math
 
 import numpy as np
 
+from .results import maximum
 from .textsafe import escape_control
 
 MAX_POINTS = 2000  # per series; longer ones are thinned evenly (a page, not a data dump)
@@ -147,7 +148,7 @@ def render_page(results: dict, figures: dict | None = None, *, title: str,
     tests = results.get("tests", [])
     shown = [t for t in tests if include_hidden or t.get("visibility") != "hidden"]
     hidden = [t for t in tests if t not in shown]
-    max_score = sum(float(t.get("max_score", 0)) for t in tests)
+    max_score = maximum(results)
     out = [f"<!doctype html><html><head><meta charset='utf-8'><title>{_text(title)}"
            f"</title><style>{STYLE}</style></head><body>",
            f"<h1>{_text(title)}</h1>"]

@@ -14,7 +14,7 @@ from .assignment import Assignment, AssignmentError
 from .data import load_digits_split
 from .notebook import NotebookError, extract_code, read_notebook
 from .plugin import GradingPlugin, Outcome
-from .results import Results, TestResult, error_results
+from .results import Results, TestResult, error_results, scaled_total
 from .confinement import probe_targets
 from .sandbox import InfrastructureError, SandboxConfig, package_paths, private_paths
 from .session import StudentSession
@@ -70,7 +70,8 @@ def upstream_failures(outcome: Outcome, outcomes: list[Outcome]) -> str:
             f"tests: {'; '.join(failing)}. Fix them first: this check may then pass as it is.")
 
 
-def to_results(outcomes: list[Outcome], *, execution_time: float, output: str) -> Results:
+def to_results(outcomes: list[Outcome], *, execution_time: float, output: str,
+               points_possible: float | None = None) -> Results:
     tests = []
     for number, o in enumerate(outcomes, start=1):
         # Full marks are the points exactly (2/3 of a point shows as its max, not 0.6667);
@@ -81,8 +82,12 @@ def to_results(outcomes: list[Outcome], *, execution_time: float, output: str) -
             status="passed" if o.fraction >= 1.0 else "failed",
             output=o.message + upstream_failures(o, outcomes), visibility=o.visibility,
             tags=o.tags))
-    return Results(score=round(sum(t.score for t in tests), 10), execution_time=execution_time,
-                   output=output, tests=tests)
+    total = round(sum(t.score for t in tests), 10)
+    possible = sum(t.max_score for t in tests)
+    return Results(score=scaled_total(total, possible, points_possible),
+                   execution_time=execution_time, output=output, tests=tests,
+                   extra_data={} if points_possible is None
+                   else {"points_possible": points_possible})
 
 
 def cuda_available() -> bool:
@@ -220,7 +225,8 @@ def _grade_notebook(path: Path, assignment: Assignment, *, device: str = "cpu",
         sections.append("Output printed by your code:\n" + stdout)
     elapsed = time.monotonic() - start
     results = to_results(outcomes, execution_time=round(elapsed, 3),
-                         output="\n\n".join(sections))
+                         output="\n\n".join(sections),
+                         points_possible=assignment.points_possible)
     return GradeRun(results, outcomes, timings, operator_notes=operator_notes)
 
 

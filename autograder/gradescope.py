@@ -19,8 +19,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import stat
 import sys
+import tempfile
 import time
 import traceback
 from pathlib import Path
@@ -101,6 +103,42 @@ def find_notebook(folder: Path) -> Path:
         "to grade. Submit exactly one .ipynb file.", "several notebooks")
 
 
+def notebook_or_zip(folder: Path, scratch: Path) -> Path:
+    """The notebook to grade in ``folder``; where it has none but one zip at its top (otter's
+    ``zips``, or a student zipping their work), the notebook inside that zip, extracted safely
+    under ``scratch``. SubmissionError otherwise."""
+    try:
+        return find_notebook(folder)
+    except SubmissionError as exc:
+        if exc.kind != "no notebook":
+            raise
+        zips = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() == ".zip"
+                      and p.is_file() and not p.is_symlink())
+        if len(zips) != 1:
+            raise
+        return notebook_in_zip(zips[0], scratch)
+
+
+def notebook_in_zip(path: Path, scratch: Path) -> Path:
+    """The one notebook inside the zip file ``path``, extracted under ``scratch``."""
+    import zipfile
+
+    from .batch import BatchError, safe_extract
+
+    dest = Path(scratch) / "unzipped"
+    dest.mkdir(parents=True, exist_ok=False)
+    try:
+        safe_extract(path, dest)
+    except (zipfile.BadZipFile, BatchError) as exc:
+        raise SubmissionError(f"Your submission {path.name} could not be opened as a zip file "
+                              f"({exc}). Submit the .ipynb file itself, or a zip made by "
+                              "otter export / your file manager.", "no notebook") from None
+    try:
+        return find_notebook(dest)
+    except SubmissionError as exc:
+        raise SubmissionError(f"In {path.name}: {exc}", exc.kind) from None
+
+
 def submission_label(root: Path) -> str:
     """``submission 123 by Ada Lovelace`` from Gradescope's metadata, when it is there."""
     try:
@@ -132,14 +170,22 @@ def load_zip_assignment(source: Path, name: str):
 
 def grade_submission(root: Path, name: str, *, device: str = "cpu"):
     """Grade ROOT/submission; returns (Results, exit code). May raise on grader failure."""
-    from .grade import grade_notebook
-    from .results import error_results
-
     source = root / "source"
     lock_down(source)
     assignment = load_zip_assignment(source, name)
+    scratch = Path(tempfile.mkdtemp(prefix="dlgrade-submission-"))
     try:
-        notebook = find_notebook(root / "submission")
+        return _grade_in(root, assignment, scratch, device)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _grade_in(root: Path, assignment, scratch: Path, device: str):
+    from .grade import grade_notebook
+    from .results import error_results
+
+    try:
+        notebook = notebook_or_zip(root / "submission", scratch)
     except SubmissionError as exc:
         return error_results(str(exc)), 0
     engine = Path(__file__).resolve().parent
@@ -151,7 +197,9 @@ def grade_submission(root: Path, name: str, *, device: str = "cpu"):
     for note in run.operator_notes:
         for line in escape_control(note).splitlines() or [""]:
             print(f"dlgrade: operator: {line}", flush=True)
-    graded = f"Graded notebook: {notebook.relative_to(root / 'submission').as_posix()}"
+    shown = (notebook.relative_to(scratch / "unzipped") if notebook.is_relative_to(scratch)
+             else notebook.relative_to(root / "submission")).as_posix()
+    graded = f"Graded notebook: {shown}"
     run.results.output = graded + ("\n\n" + run.results.output if run.results.output else "")
     return run.results, (3 if run.grader_error else 0)
 

@@ -586,6 +586,8 @@ class Conversion:
     # otter's `requirements`: a list, or a file beside the master (read by import_otter)
     requirements: list[str] = field(default_factory=list)
     requirements_file: str = ""
+    # otter's `generate: points_possible`: the Gradescope total scaled to it
+    points_possible: float | None = None
 
     @property
     def total_points(self) -> float:
@@ -1111,15 +1113,29 @@ def convert(nb, name: str, *, mode: str = "auto", base_dir: Path | None = None) 
                 notes.append(Note(f"cell {config_cell}, line {line_no}", line,
                                   f"tests key `{key}` is not converted: ignored"))
     generate = config.get("generate")
-    hidden_visibility = "hidden"
+    hidden_visibility, points_possible = "hidden", None
     if isinstance(generate, dict):
         if generate.get("show_hidden"):
             hidden_visibility = "after_published"
         for key in generate:
-            if key not in ("show_hidden", "seed"):
-                line_no, line = _key_lines(config_lines, key)
+            line_no, line = _key_lines(config_lines, key)
+            at = f"cell {config_cell}, line {line_no}"
+            if key == "zips" and generate[key]:
+                notes.append(Note(at, line, "zips: a submission that is a zip holding the "
+                                            "notebook is graded from the notebook inside it "
+                                            "(dlgrade does so for every assignment)",
+                                  converted=True))
+            elif key not in ("show_hidden", "seed", "points_possible", "zips"):
+                notes.append(Note(at, line, f"generate key `{key}` is not converted: ignored"))
+        points_possible = generate.get("points_possible")
+        if points_possible is not None:
+            line_no, line = _key_lines(config_lines, "points_possible")
+            if isinstance(points_possible, bool) or not isinstance(points_possible,
+                                                                   (int, float)) \
+                    or points_possible <= 0:
                 notes.append(Note(f"cell {config_cell}, line {line_no}", line,
-                                  f"generate key `{key}` is not converted: ignored"))
+                                  "`points_possible` is not a positive number: ignored"))
+                points_possible = None
     for cell, number, q in deferred_tests:
         _read_test(cell, number, q, ok_format, notes)
     for q in questions:
@@ -1179,8 +1195,10 @@ def convert(nb, name: str, *, mode: str = "auto", base_dir: Path | None = None) 
         files += [f for f in listed if f not in files]
     conv = Conversion(name=name, master=master, questions=questions, notes=notes,
                       cell_prefix=prefix, hidden_visibility=hidden_visibility,
-                      title=str(config.get("name") or name), files=files)
+                      title=str(config.get("name") or name), files=files,
+                      points_possible=points_possible)
     conv.modules = master_imports(master)
+    files += _helper_modules(conv.modules, base_dir, files, notes)
     requirements = config.get("requirements")
     if isinstance(requirements, str):
         conv.requirements_file = requirements
@@ -1195,6 +1213,28 @@ def convert(nb, name: str, *, mode: str = "auto", base_dir: Path | None = None) 
     else:
         conv.mode, conv.mode_reason = mode, "chosen on the command line"
     return conv
+
+
+def _helper_modules(modules: dict, base_dir: Path | None, files: list[str],
+                    notes: list[Note]) -> list[str]:
+    """Modules the master imports that live beside it (``utils.py``, a package folder) and that
+    ``files`` does not list: the notebook cannot load without them, so they are copied too."""
+    if base_dir is None:
+        return []
+    listed = {Path(f).parts[0] for f in files if Path(f).parts}
+    found = []
+    for target in dict.fromkeys(m.split(":")[0].split(".")[0] for m in modules.values()):
+        for candidate in (f"{target}.py", target):
+            path = base_dir / candidate
+            is_module = path.is_file() if candidate.endswith(".py") else \
+                (path / "__init__.py").is_file()
+            if is_module and candidate not in listed and candidate not in found:
+                found.append(candidate)
+                notes.append(Note("imports", f"import {target}",
+                                  f"helper module {candidate} beside the master is not in "
+                                  "otter's files: copied with the assignment all the same",
+                                  converted=True))
+    return found
 
 
 def master_imports(master) -> dict:
@@ -1389,6 +1429,9 @@ def render_toml(conv: Conversion, master_rel: str, case_time_limit: float,
     if files:
         lines += ["# otter's files and student_files: in the worker's working directory",
                   f"files = [{', '.join(_toml_str(f) for f in files)}]"]
+    if conv.points_possible is not None:
+        lines += ["# otter's points_possible: the total is scaled to it",
+                  f"points_possible = {_number(conv.points_possible)}"]
     if conv.requirements:
         lines += ["# otter's requirements: installed by the Gradescope setup, checked when grading",
                   f"requirements = [{', '.join(_toml_str(r) for r in conv.requirements)}]"]

@@ -47,6 +47,8 @@ class Results(BaseModel):
     visibility: Visibility = "visible"
     stdout_visibility: Visibility = "hidden"
     tests: list[TestResult] = Field(default_factory=list)
+    # Gradescope keeps it unread; {"points_possible": N} when the total is scaled to N points.
+    extra_data: dict = Field(default_factory=dict)
 
     @field_validator("output")
     @classmethod
@@ -55,7 +57,24 @@ class Results(BaseModel):
 
     @property
     def max_score(self) -> float:
-        return sum(t.max_score for t in self.tests)
+        return maximum(self.model_dump())
+
+
+def maximum(results: dict) -> float:
+    """The most a results.json can score: the assignment's ``points_possible`` where the total
+    is scaled to it (as otter does), else the sum of the tests' maxima."""
+    scaled = (results.get("extra_data") or {}).get("points_possible")
+    if isinstance(scaled, (int, float)) and not isinstance(scaled, bool):
+        return float(scaled)
+    return sum(float(t["max_score"]) for t in results.get("tests", []))
+
+
+def scaled_total(score: float, possible: float, points_possible: float | None) -> float:
+    """otter's rule for ``points_possible``: the earned fraction of the tests' maxima, times
+    ``points_possible`` (0 when there is nothing to earn)."""
+    if points_possible is None:
+        return score
+    return round(score / possible * points_possible, 10) if possible else 0.0
 
 
 def write_results(results: Results, path: Path) -> None:

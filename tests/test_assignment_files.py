@@ -76,3 +76,17 @@ def test_the_student_release_ships_the_files(tmp_path):
     release = build_release(load_assignment(str(folder)), tmp_path / "release")
     assert (release.student / "data" / "scale.txt").read_text() == "1.0\n"
     assert "data/scale.txt" in release.files
+
+
+def test_requirements_are_listed_for_make_and_the_images(tmp_path, capsys):
+    """`dlgrade requirements` prints the packages assignments declare, one per line, for the
+    `pip install -r` of `make install` (the Docker images read assignment.toml the same way)."""
+    from autograder.cli import main
+
+    for name, reqs in (("a", '["scipy>=1", "numpy"]'), ("b", '["numpy"]')):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "assignment.toml").write_text(f"requirements = {reqs}\n")
+    assert main(["requirements", str(tmp_path / "a"), str(tmp_path / "b")]) == 0
+    assert capsys.readouterr().out == "numpy\nscipy>=1\n"
+    assert main(["requirements", str(tmp_path / "missing")]) == 2
+    assert "unknown assignment" in capsys.readouterr().err

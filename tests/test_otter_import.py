@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import types
 from pathlib import Path
 
@@ -644,3 +645,84 @@ def test_config_file_settings_are_read_and_the_notebook_wins(tmp_path):
         convert(master_nb(new_raw_cell("# ASSIGNMENT CONFIG\nconfig_file: missing.yml"),
                           *question("q", "def f():\n    return 1", [shown("f()", "1")])),
                 "missing", base_dir=tmp_path)
+
+
+def test_points_possible_scales_the_total_as_otter(tmp_path):
+    """otter's `generate: points_possible`: the Gradescope total is the earned fraction of the
+    tests' points times it (otter 7's rule); the tests keep their own points, and results.json
+    says the maximum in extra_data so batch and feedback show it."""
+    master = master_nb(
+        new_raw_cell("# ASSIGNMENT CONFIG\ngenerate:\n  points_possible: 30\n  zips: true"),
+        *question("q1", "def f():\n    # BEGIN SOLUTION\n    return 1\n    # END SOLUTION",
+                  [shown("f()", "1")], "points: 1"),
+        *question("q2", "def g():\n    # BEGIN SOLUTION\n    return 2\n    # END SOLUTION",
+                  [shown("g()", "2")], "points: 2"))
+    result = import_otter(write(master, tmp_path / "scaled.ipynb"), tmp_path / "scaled")
+    assert result.ok and result.master_score == (30, 30), result.report
+    assert "points_possible = 30" in (tmp_path / "scaled" / "assignment.toml").read_text()
+    assert [n.converted for n in result.conversion.notes if "zips" in n.text] == [True]
+    assignment = load_assignment(str(tmp_path / "scaled"))
+    half = student_nb(tmp_path, "def f():\n    return 1", "def g():\n    return 0")
+    run = grade_notebook(half, assignment)
+    assert [t.score for t in run.results.tests] == [1, 0]
+    assert run.results.score == pytest.approx(10.0)  # 1 of 3 points, scaled to 30
+    assert run.results.max_score == 30
+    dumped = json.loads(run.results.model_dump_json())
+    assert dumped["extra_data"] == {"points_possible": 30}
+
+
+def test_points_possible_must_be_a_positive_number(tmp_path):
+    from autograder.assignment import AssignmentError
+
+    folder = tmp_path / "bad"
+    folder.mkdir()
+    (folder / "assignment.toml").write_text("points_possible = -3\n")
+    with pytest.raises(AssignmentError, match="points_possible must be a positive number"):
+        load_assignment(str(folder))
+
+
+def test_a_zipped_submission_is_graded_from_the_notebook_inside(tmp_path, hello):
+    """otter's `zips` (otter export's zip), or a student who zipped their work: `dlgrade grade`
+    and the Gradescope runner grade the one notebook inside; a broken zip is a clear message
+    and a results.json."""
+    import zipfile
+
+    from autograder.gradescope import run as gradescope_run
+
+    archive = tmp_path / "export.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.write(FIXTURES / "hello_correct.ipynb", "work/hello.ipynb")
+        zf.writestr("work/notes.txt", "not graded")
+    results = tmp_path / "r.json"
+    assert cli_main(["grade", str(archive), "-a", str(hello), "--results", str(results),
+                     "-q"]) == 0
+    graded = json.loads(results.read_text())
+    assert graded["score"] == sum(t["max_score"] for t in graded["tests"]) > 0
+    # Gradescope's layout: the zip alone in submission/
+    root = tmp_path / "gs"
+    (root / "submission").mkdir(parents=True)
+    (root / "source" / "assignments").mkdir(parents=True)
+    shutil.copytree(hello, root / "source" / "assignments" / hello.name)
+    shutil.copy(archive, root / "submission" / "export.zip")
+    assert gradescope_run(root, hello.name) == 0
+    out = json.loads((root / "results" / "results.json").read_text())
+    assert out["score"] == graded["score"] and "Graded notebook: work/hello.ipynb" in out["output"]
+    (tmp_path / "broken.zip").write_text("not a zip")
+    assert cli_main(["grade", str(tmp_path / "broken.zip"), "-a", str(hello), "--results",
+                     str(results), "-q"]) == 0
+    broken = json.loads(results.read_text())
+    assert broken["score"] == 0 and "could not be opened as a zip file" in broken["output"]
+
+
+def test_a_helper_module_the_master_imports_is_copied_even_unlisted(tmp_path):
+    source = tmp_path / "course"
+    source.mkdir()
+    (source / "helpers.py").write_text("def triple(x):\n    return 3 * x\n")
+    master = master_nb(new_code_cell("import helpers"),
+                       *question("q", "def f(x):\n    # BEGIN SOLUTION\n    return helpers."
+                                      "triple(x)\n    # END SOLUTION", [shown("f(2)", "6")]))
+    result = import_otter(write(master, source / "uses_helper.ipynb"), tmp_path / "uses")
+    assert result.ok and result.master_score == (1, 1), result.report
+    assert (tmp_path / "uses" / "helpers.py").exists()
+    assert "helper module helpers.py" in result.report
+    assert 'files = ["helpers.py"]' in (tmp_path / "uses" / "assignment.toml").read_text()
