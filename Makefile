@@ -27,8 +27,10 @@ demo: install
 # Grading is single-threaded per submission: two pytest workers use both cores.
 JOBS ?= 2
 
+# Lint first (seconds); --durations names the slow tests in CI's log (CI's budget is 15 min).
 test: install
-	$(BIN)/python -m pytest -q -n $(JOBS) tests
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -q -n $(JOBS) --durations=25 tests
 
 # Build the CPU grading image and grade in it (tests/test_docker.py). Uses the daemon that
 # answers ($DOCKER_HOST, the system one); with none, starts the private one of

@@ -56,6 +56,6 @@ def apply_to_notebook(nb: nbformat.NotebookNode, mutant: Mutant) -> nbformat.Not
     if len(mutated) != len(code_cells):
         raise ValueError(f"mutant {mutant.name!r} must not span cells")
     out = copy.deepcopy(nb)
-    for cell, src in zip((c for c in out.cells if c.cell_type == "code"), mutated):
+    for cell, src in zip((c for c in out.cells if c.cell_type == "code"), mutated, strict=False):
         cell.source = src
     return out

@@ -31,7 +31,8 @@ def master_cells(transform=lambda src: src):
 
 def test_public_checks_cover_the_api_and_fail_on_the_skeleton():
     names = set(load_public_checks(ASSIGNMENT.directory))
-    assert {"affine_forward", "affine_backward", "softmax_loss", "FullyConnectedNet", "adam"} <= names
+    assert {"affine_forward", "affine_backward", "softmax_loss", "FullyConnectedNet",
+            "adam"} <= names
     lines: list[str] = []
     skeleton_ns: dict = {}
     for cell in make_skeleton(MASTER).cells:

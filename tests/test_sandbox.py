@@ -71,7 +71,8 @@ def test_worker_is_confined(sandbox):
 @requires_root
 def test_same_uid_worker_cannot_unmount_the_covers(sandbox):
     load(sandbox, "import ctypes, os\ndef f(path):\n    libc = ctypes.CDLL(None, use_errno=True)\n"
-                  "    rc = libc.umount2(path.encode(), 2)\n    return rc, os.listdir(path) if rc == 0 else []\n")
+                  "    rc = libc.umount2(path.encode(), 2)\n"
+                  "    return rc, os.listdir(path) if rc == 0 else []\n")
     reply = call(sandbox, "f", str(ROOT / "solutions"))
     assert reply["value"][0] != 0 and reply["value"][1] == []
 
@@ -80,7 +81,8 @@ def test_exceptions_come_back_with_student_traceback(sandbox):
     load(sandbox, "def f(x):\n    return 1 / x\n")
     reply = call(sandbox, "f", 0)
     assert reply["error"]["type"] == "ZeroDivisionError"
-    assert "cell[1]" in reply["error"]["traceback"] and "return 1 / x" in reply["error"]["traceback"]
+    traceback = reply["error"]["traceback"]
+    assert "cell[1]" in traceback and "return 1 / x" in traceback
 
 
 @pytest.mark.parametrize("body, kind, text", [
@@ -110,7 +112,8 @@ def test_memory_bomb_is_a_memory_error(sandbox):
 
 
 def test_file_size_is_capped(sandbox):
-    load(sandbox, "def f():\n    with open('big', 'wb') as fh:\n        fh.write(b'x' * (8 << 20))\n")
+    load(sandbox, "def f():\n    with open('big', 'wb') as fh:\n"
+                  "        fh.write(b'x' * (8 << 20))\n")
     reply = call(sandbox, "f")
     assert not reply["ok"] and reply["error"]["type"] == "OSError"
 
@@ -132,7 +135,8 @@ def test_fork_bomb_is_contained(sandbox):
 
 
 def test_output_is_capped_and_kept(sandbox):
-    load(sandbox, "import sys\ndef f():\n    print('start')\n    sys.stdout.write('x' * (20 << 20))\n"
+    load(sandbox, "import sys\ndef f():\n    print('start')\n"
+                  "    sys.stdout.write('x' * (20 << 20))\n"
                   "    print('end')\n    return 1\n")
     assert call(sandbox, "f", timeout=20)["value"] == 1
     time.sleep(0.2)

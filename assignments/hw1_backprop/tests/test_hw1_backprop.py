@@ -29,7 +29,7 @@ def logits_and_labels(rng, n=7, c=5, scale=1.0):
     return x, y
 
 
-# ---- nothing for nothing ----------------------------------------------------------------------
+# ---- nothing for nothing ---------------------------------------------------------------------
 # A property (inputs left unchanged, agreement with the numerical gradient of your own forward)
 # holds trivially for a function that computes nothing: one returning zeros, a constant or its
 # input unchanged leaves its inputs alone, and a constant forward "agrees" with a zero backward.
@@ -119,7 +119,7 @@ def require_nontrivial_gradient(analytic, numeric, reference_grad, what: str, fo
                            f"is not; {GATE_NOTE}", what=what)
 
 
-# ---- affine ---------------------------------------------------------------------------------
+# ---- affine ----------------------------------------------------------------------------------
 
 @pytest.mark.points(4)
 @pytest.mark.covers("affine_forward")
@@ -144,7 +144,8 @@ def test_affine_forward_does_not_mutate(student, reference, rng):
     require_nontrivial("affine_forward", first_output("affine_forward", "out"),
                        result, reference.affine_forward(x, w, b), dict(x=x, w=w, b=b),
                        again=(student.affine_forward(*other), reference.affine_forward(*other)))
-    assert_not_mutated({"x": x, "w": w, "b": b}, dict(zip("xwb", args)), "affine_forward")
+    assert_not_mutated({"x": x, "w": w, "b": b}, dict(zip("xwb", args, strict=False)),
+                       "affine_forward")
 
 
 @pytest.mark.points(5)
@@ -157,7 +158,8 @@ def test_affine_backward_matches_reference(student, reference, rng, partial):
     expected = reference.affine_backward(dout, cache)
     _, student_cache = expect_tuple(student.affine_forward(x, w, b), 2, "affine_forward")
     grads = expect_tuple(student.affine_backward(dout, student_cache), 3, "affine_backward")
-    for name, got, want, weight in zip(("dx", "dw", "db"), grads, expected, (2, 2, 1)):
+    for name, got, want, weight in zip(("dx", "dw", "db"), grads, expected, (2, 2, 1),
+                                       strict=False):
         with partial.part(name, weight):
             assert_close(got, want, f"affine_backward {name}",
                          inputs=dict(x=x, w=w, b=b, dout=dout))
@@ -262,7 +264,7 @@ def test_layers_do_not_mutate_inputs(student, reference, rng, partial):
         assert_not_mutated({"x": x}, {"x": args[0]}, "softmax_loss")
 
 
-# ---- relu ---------------------------------------------------------------------------------------
+# ---- relu ------------------------------------------------------------------------------------
 
 @pytest.mark.points(2)
 @pytest.mark.covers("relu_forward")
@@ -298,7 +300,7 @@ def test_relu_backward(student, reference, rng, partial):
         assert_gradient(dx, numeric, "relu_backward dx", tol=1e-7, inputs=inputs)
 
 
-# ---- softmax ------------------------------------------------------------------------------------
+# ---- softmax ---------------------------------------------------------------------------------
 
 @pytest.mark.points(4)
 @pytest.mark.covers("softmax_loss")
@@ -345,7 +347,7 @@ def test_softmax_loss_stable(student, reference, rng):
     assert_close(dx, ref_dx, "softmax_loss dx at logits of +-1000", inputs=inputs)
 
 
-# ---- FullyConnectedNet ------------------------------------------------------------------------------
+# ---- FullyConnectedNet -----------------------------------------------------------------------
 
 NET_ARGS = dict(hidden_dims=[6, 4], input_dim=5, num_classes=3, weight_scale=0.5, reg=0.3)
 
@@ -360,7 +362,7 @@ def random_params(rng):
     """Parameters with non-zero biases, so a missing bias term or gradient shows."""
     dims = [NET_ARGS["input_dim"], *NET_ARGS["hidden_dims"], NET_ARGS["num_classes"]]
     params = {}
-    for i, (a, b) in enumerate(zip(dims[:-1], dims[1:]), start=1):
+    for i, (a, b) in enumerate(zip(dims[:-1], dims[1:], strict=False), start=1):
         params[f"W{i}"] = 0.5 * rng.standard_normal((a, b))
         params[f"b{i}"] = 0.1 * rng.standard_normal(b)
     return params
@@ -481,7 +483,7 @@ def test_net_numerical_gradients(student, reference, reference_with, rng, partia
             one_of(lambda check: check(None), [of_own_loss, of_own_layers])
 
 
-# ---- optimizers ------------------------------------------------------------------------------------
+# ---- optimizers ------------------------------------------------------------------------------
 
 def run_steps(impl, rule, w, dws, config):
     """Apply ``rule`` for each gradient in turn, threading the config through. The rule gets
@@ -516,7 +518,7 @@ def test_optimizer_steps(rule, student, reference, rng, partial):
     dws = [rng.standard_normal((4, 3)) for _ in range(3)]
     got = run_steps(student, rule, w, dws, dict(OPTIMIZER_CASES[rule]))
     want = run_steps(reference, rule, w, dws, dict(OPTIMIZER_CASES[rule]))
-    for step, ((w_got, _), (w_want, _)) in enumerate(zip(got, want), start=1):
+    for step, ((w_got, _), (w_want, _)) in enumerate(zip(got, want, strict=False), start=1):
         with partial.part(f"step {step}"):
             assert_close(w_got, w_want, f"{rule} next_w after step {step}",
                          inputs=dict(w=w, dw=dws[step - 1]))
@@ -583,7 +585,7 @@ def test_optimizer_leaves_dw_unchanged(rule, student, reference, rng):
                            "unchanged and return a new array", what=rule)
 
 
-# ---- training ---------------------------------------------------------------------------------------
+# ---- training --------------------------------------------------------------------------------
 
 TRAIN = dict(hidden_dims=[64], weight_scale=0.1, reg=1e-4, optimizer="adam",
              learning_rate=5e-3, batch_size=64, epochs=15, seed=0)
