@@ -88,9 +88,13 @@ def cmd_grade(args) -> int:
 
 
 def cmd_release(args) -> int:
-    from .release import ReleaseError, build_release, write_skeleton
+    from .release import ReleaseError, build_release, normalize_master_file, write_skeleton
 
     assignment = load_assignment(args.assignment)
+    if assignment.master is not None and assignment.master.exists() \
+            and normalize_master_file(assignment.master):
+        # Outputs, execution counts and Jupyter's run-time metadata out of the committed master.
+        print(f"master normalised: {assignment.master}")
     if args.out is None or Path(args.out).suffix == ".ipynb":
         # Only the student notebook: in place, or at the given path.
         out = Path(args.out) if args.out else assignment.skeleton

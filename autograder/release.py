@@ -63,7 +63,51 @@ def write_skeleton(master_path: Path, out_path: Path) -> Path:
     return out_path
 
 
-# ---- helpers for the scripts that write master notebooks (solutions/_build_*_master.py) ----
+# ---- the master notebook: the one source, edited in Jupyter ------------------------------
+
+# Cell metadata Jupyter writes as it runs and displays cells: noise in a diff of the master.
+VOLATILE_CELL_METADATA = ("execution", "ExecuteTime", "collapsed", "scrolled", "jupyter",
+                          "tags_hidden")
+
+
+def normalize_master(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """A copy of the master as it is committed: no outputs or execution counts (they would hold
+    the solution's results), no run-time cell metadata, stable ids, the kernel and language
+    names only, so a diff shows the instructor's edits and nothing else."""
+    out = copy.deepcopy(nb)
+    out.nbformat, out.nbformat_minor = 4, max(int(out.get("nbformat_minor", 5)), 5)
+    kernel = out.metadata.get("kernelspec", {})
+    out.metadata = nbformat.NotebookNode(
+        kernelspec={"name": kernel.get("name", "python3"),
+                    "display_name": kernel.get("display_name", "Python 3"),
+                    "language": kernel.get("language", "python")},
+        language_info={"name": out.metadata.get("language_info", {}).get("name", "python")})
+    seen: set[str] = set()
+    for number, cell in enumerate(out.cells):
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
+        for key in VOLATILE_CELL_METADATA:
+            cell.metadata.pop(key, None)
+        if not cell.get("id") or cell.id in seen:
+            cell.id = f"cell-{number:03d}"
+        seen.add(cell.id)
+        if "attachments" in cell and not cell.attachments:
+            del cell["attachments"]
+    return out
+
+
+def normalize_master_file(path: Path) -> bool:
+    """Rewrite the master at ``path`` normalised; True when that changed it."""
+    nb = nbformat.read(path, as_version=4)
+    normal = normalize_master(nb)
+    if normal == nb and path.read_text() == nbformat.writes(normal) + "\n":
+        return False
+    nbformat.validate(normal)
+    nbformat.write(normal, path)
+    return True
+
+
+# ---- helpers for scripts that write a new master from Python (a one-off start) --------------
 
 def markdown_cell(text: str) -> nbformat.NotebookNode:
     return nbformat.v4.new_markdown_cell(text.strip("\n"))

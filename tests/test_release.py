@@ -317,3 +317,27 @@ def test_release_cli(tmp_path, capsys):
     assert (tmp_path / "rel" / "student" / f"{name}.ipynb").exists()
     assert (tmp_path / "rel" / "autograder.zip").exists()
     assert "Gradescope zip" in capsys.readouterr().out
+
+
+def test_release_normalises_a_master_edited_in_jupyter(tmp_path, capsys):
+    """The master is edited and run in Jupyter; `dlgrade release` strips what running left
+    (outputs, execution counts, run-time metadata) and keeps every source line and cell id."""
+    folder = tmp_path / "demo"
+    shutil.copytree(ASSIGNMENTS_DIR / "hw3_bptt", folder, ignore=shutil.ignore_patterns("tests"))
+    master_path = tmp_path / "demo.ipynb"
+    master = nbformat.read(load_assignment("hw3_bptt").master, as_version=4)
+    clean = nbformat.writes(master)
+    code = next(c for c in master.cells if c.cell_type == "code")
+    code.outputs = [nbformat.v4.new_output("stream", name="stdout", text="42\n")]
+    code.execution_count = 7
+    code.metadata["execution"] = {"iopub.status.busy": "2026-12-06T10:00:00Z"}
+    code.metadata["scrolled"] = True
+    master.metadata["widgets"] = {"state": {}}
+    nbformat.write(master, master_path)
+    (folder / "assignment.toml").write_text(  # top-level keys before the [limits] table
+        f'master = "{master_path}"\n' + (folder / "assignment.toml").read_text())
+    assert cli.main(["release", str(folder)]) == 0
+    assert "master normalised" in capsys.readouterr().out
+    assert master_path.read_text() == clean + "\n"
+    assert cli.main(["release", str(folder)]) == 0  # already normal: left as it is
+    assert "master normalised" not in capsys.readouterr().out

@@ -1,9 +1,9 @@
 """Known mistakes for hw2_conv, as text edits of solutions/hw2_conv.ipynb.
 
 Each non-equivalent mutant must lose points under the hidden tests; ``old`` is exact text of
-the master's code cells (rebuild the master with solutions/_build_hw2_master.py). Where the
-naive and the fast version share a line, ``occurrence`` picks one: 1 is the naive version,
-which comes first in the notebook.
+the master's code cells (the notebook is the source: an edit of it must keep each ``old``
+text, or that mutant no longer applies). Where the naive and the fast version share a line,
+``occurrence`` picks one: 1 is the naive version, which comes first in the notebook.
 """
 from autograder.mutants import Mutant
 

@@ -1,7 +1,8 @@
 """Known mistakes for hw3_bptt, as text edits of solutions/hw3_bptt.ipynb.
 
 Each non-equivalent mutant must lose points under the hidden tests; ``old`` is exact text of
-the master's code cells (rebuild the master with solutions/_build_hw3_master.py).
+the master's code cells (the notebook is the source: an edit of it must keep each ``old``
+text, or that mutant no longer applies).
 """
 from autograder.mutants import Mutant
 
