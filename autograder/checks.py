@@ -82,7 +82,7 @@ def describe_inputs(inputs: dict | None) -> str:
 
 
 def type_name(value) -> str:
-    from .wire import RemoteRef, TensorValue
+    from .values import RemoteRef, TensorValue
 
     if isinstance(value, TensorValue):
         return "torch.Tensor"

@@ -19,7 +19,7 @@ import numpy as np
 
 from .bounded import DEFAULT_MEMORY_BYTES, run_bounded
 from .checks import norm_error, rel_error
-from .wire import RemoteRef, TensorValue
+from .values import RemoteRef, TensorValue
 
 # Outputs agreeing this closely are "the same computation": far below any mistake's effect,
 # far above float64 rounding on the small inputs tests use.

@@ -83,7 +83,7 @@ def _plain_literal(want: str) -> bool:
 
 def _from_wire(value):
     """Grader-side values for what the worker sent: tensors become torch tensors again."""
-    from .wire import TensorValue
+    from .values import TensorValue
 
     if isinstance(value, TensorValue):
         import torch

@@ -11,7 +11,8 @@ import time
 from dataclasses import dataclass, field
 
 from .sandbox import InfrastructureError, Sandbox, SandboxConfig, WorkerError
-from .wire import ProtocolError, RemoteRef
+from .values import RemoteRef
+from .wire import ProtocolError
 
 # A load reply is the worker's word, so the student's: its fields are checked and cut to these.
 MAX_LOAD_ITEMS = 1000  # problems, skipped statements or names, per cell

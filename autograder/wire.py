@@ -17,10 +17,10 @@ from __future__ import annotations
 import json
 import math
 import struct
-from dataclasses import dataclass
 
 import numpy as np
 
+from .values import RemoteRef, TensorValue
 from .worker import ALLOWED_DTYPES, HEADER_FMT, MAX_DEPTH, encode_tree, frame
 
 MAX_HEADER_BYTES = 1 << 20
@@ -40,24 +40,6 @@ MAX_ERROR_TEXT = 8000
 
 class ProtocolError(Exception):
     """The worker sent something that is not a valid message (a crash or a tampered channel)."""
-
-
-@dataclass(frozen=True)
-class RemoteRef:
-    """An object that stays in the worker; the grader holds only its number and type name."""
-
-    handle: int
-    type_name: str
-    is_callable: bool = False
-
-
-@dataclass(frozen=True)
-class TensorValue:
-    """A torch tensor returned by student code, carried as a numpy array plus its metadata."""
-
-    array: np.ndarray
-    requires_grad: bool
-    device: str
 
 
 def encode_request(op: str, params: dict) -> bytes:

@@ -83,6 +83,10 @@ def test_student_folder_holds_no_solution_and_no_hidden_test(name, release_of):
     assert not leaks
     # Nothing from the hidden tests: no file, and none of their test functions' names.
     assert not any("tests" in Path(f).parts or f.endswith("mutants.py") for f in release.files)
+    # Nor the grader's machinery: the public checks need the value types, not the worker.
+    engine = {Path(f).stem for f in release.files if f.startswith("autograder/")
+              and Path(f).parent.name == "autograder"}
+    assert not engine & {"worker", "wire", "session", "diagnose", "sandbox", "grade", "plugin"}
     hidden_names = {line.split("(")[0].removeprefix("def ").strip()
                     for test_file in assignment.tests_dir.rglob("*.py")
                     for line in test_file.read_text().splitlines() if line.startswith("def test_")}

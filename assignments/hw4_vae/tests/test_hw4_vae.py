@@ -19,7 +19,7 @@ from autograder.composite import own_parts
 from autograder.data import disguise
 from autograder.diagnose import dicts_close
 from autograder.session import LocalFactory, StudentCodeError, StudentTimeout
-from autograder.wire import TensorValue
+from autograder.values import TensorValue
 
 # ---- helpers ------------------------------------------------------------------------------------
 

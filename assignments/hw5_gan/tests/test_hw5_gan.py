@@ -23,7 +23,7 @@ from autograder.checks import (CheckFailure, UpstreamFailure, assert_close, asse
                                type_name)
 from autograder.diagnose import dicts_close
 from autograder.session import StudentCodeError, StudentTimeout
-from autograder.wire import TensorValue
+from autograder.values import TensorValue
 
 # ---- helpers ------------------------------------------------------------------------------------
 
