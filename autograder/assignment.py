@@ -33,6 +33,8 @@ class Assignment:
     title: str = ""
     mode: str = "definitions"
     forbidden_imports: list[str] = field(default_factory=list)
+    # Said after "importing 'torch' is not allowed in NAME": why, in the course's words.
+    forbidden_message: str = ""
     time_limit: float = 10.0
     # Caps every test's limit, markers included: for quick smoke runs of hanging notebooks.
     time_limit_cap: float | None = None
@@ -68,6 +70,12 @@ class Assignment:
     @property
     def mutants_file(self) -> Path:
         return self.directory / "mutants.py"
+
+    @property
+    def worker_objects(self) -> tuple[str, str] | None:
+        """(file name, source) of the folder's ``worker_objects.py``: trusted objects the
+        hidden tests build in the student's worker with ``make(name, ...)``; None without."""
+        return worker_objects_of(self.directory)
 
     def public_files(self) -> list[tuple[str, Path]]:
         """(relative name, path) of each declared file; AssignmentError for a name that
@@ -151,6 +159,14 @@ class Assignment:
         from .diagnose import Diagnoser
 
         return Diagnoser(self)
+
+
+WORKER_OBJECTS_FILE = "worker_objects.py"
+
+
+def worker_objects_of(directory: Path) -> tuple[str, str] | None:
+    path = Path(directory) / WORKER_OBJECTS_FILE
+    return (WORKER_OBJECTS_FILE, path.read_text()) if path.is_file() else None
 
 
 def load_assignment(name_or_path: str) -> Assignment:

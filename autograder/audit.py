@@ -141,7 +141,9 @@ def _metric_seeds(assignment: Assignment, report: AuditReport, run: GradeRun, se
     trained = [o for o in run.outcomes if any(m["kind"] == "metric" for m in o.measures)]
     for offset in range(1, seeds):
         progress(f"trained checks of the reference, seed {offset}")
-        plugin = GradingPlugin(InProcessSession(assignment.reference), assignment.reference,
+        plugin = GradingPlugin(InProcessSession(assignment.reference,
+                                                worker_objects=assignment.worker_objects),
+                               assignment.reference, assignment_dir=assignment.directory,
                                default_time_limit=assignment.time_limit,
                                total_time_limit=assignment.total_time_limit,
                                digits_loader=load_digits_split, seed_offset=offset)

@@ -66,7 +66,7 @@ def dicts_close(tol: float):
 MAX_LINEAGE_OPS = 40
 # What the calls recorded in one test may hold in the grader (inputs and results, some of them
 # the student's): past it the oldest calls are dropped, the last ones being those replayed
-# first. hw1's training test records about 100 MB; any other test below 10 MB.
+# first. A training test of the bundled assignments records up to ~100 MB; others below 10 MB.
 MAX_RECORDED_BYTES = 64 << 20
 
 

@@ -174,7 +174,9 @@ def _grade_notebook(path: Path, assignment: Assignment, *, device: str = "cpu",
                              forbidden=assignment.forbidden_imports, assignment=assignment.name,
                              sandbox_config=config, load_time_limit=assignment.load_time_limit,
                              total_load_time_limit=assignment.total_load_time_limit,
-                             notes=code.notes, cell_prefix=assignment.cell_prefix)
+                             notes=code.notes, cell_prefix=assignment.cell_prefix,
+                             worker_objects=assignment.worker_objects,
+                             forbidden_reason=assignment.forbidden_message)
     try:
         t0 = time.monotonic()
         session.start(probe_paths=probe_targets(assignment.secret_paths, confidential))
@@ -186,6 +188,7 @@ def _grade_notebook(path: Path, assignment: Assignment, *, device: str = "cpu",
                 f"sandbox self-test failed: student code could read {len(leaks)} place(s) it "
                 "must not (listed in the instructor's log); refusing to grade")
         plugin = GradingPlugin(session, reference, default_time_limit=assignment.time_limit,
+                               assignment_dir=assignment.directory,
                                total_time_limit=assignment.total_time_limit,
                                digits_loader=load_digits_split,
                                time_limit_cap=assignment.time_limit_cap, device=device,

@@ -102,8 +102,10 @@ class GradingPlugin:
     def __init__(self, session: StudentSession | None, reference, *, default_time_limit: float,
                  total_time_limit: float, default_visibility: str = "visible",
                  student_override=None, digits_loader=None, time_limit_cap=None,
-                 device: str = "cpu", diagnoser=None, seed_offset: int = 0):
+                 device: str = "cpu", diagnoser=None, seed_offset: int = 0,
+                 assignment_dir=None):
         self.session = session
+        self.assignment_dir = assignment_dir  # where in-process ``make`` finds worker_objects.py
         self.reference_module = reference
         self.default_time_limit = default_time_limit
         self.total_time_limit = total_time_limit
@@ -175,7 +177,7 @@ class GradingPlugin:
     def make(self):
         """Build a trusted object (optimizer, model copy, data sampler) next to the student's."""
         if self.student_override is not None:
-            return LocalFactory()
+            return LocalFactory(self.assignment_dir)
         return WorkerFactory(self.session)
 
     @pytest.fixture

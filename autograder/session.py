@@ -9,6 +9,7 @@ import os
 import re
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from .sandbox import InfrastructureError, Sandbox, SandboxConfig, WorkerError
 from .values import RemoteRef
@@ -100,8 +101,11 @@ class StudentSession:
 
     def __init__(self, cells, *, mode: str, forbidden: list[str], assignment: str,
                  sandbox_config: SandboxConfig, load_time_limit: float = 30.0, notes=(),
-                 cell_prefix: str = "", total_load_time_limit: float | None = None):
+                 cell_prefix: str = "", total_load_time_limit: float | None = None,
+                 worker_objects: tuple[str, str] | None = None, forbidden_reason: str = ""):
         self.cells = cells
+        self.forbidden_reason = forbidden_reason  # why, in the ImportError students see
+        self.worker_objects = worker_objects  # (file name, source): loaded before any cell
         self.cell_prefix = cell_prefix
         self.mode = mode
         self.forbidden = forbidden
@@ -140,7 +144,24 @@ class StudentSession:
         if first:
             self.probe = self.sandbox.request("probe", {"paths": [str(p) for p in probe_paths]},
                                               10)["value"]
+        if self.worker_objects:
+            self._load_worker_objects()
         self._load(first)
+
+    def _load_worker_objects(self):
+        """The assignment's worker_objects.py, before any student cell: the instructor's
+        code, so a failure is a grader error, never the student's."""
+        filename, source = self.worker_objects
+        try:
+            reply = self.sandbox.request("objects", {"source": source, "filename": filename},
+                                         self.load_time_limit)
+        except WorkerError as exc:
+            raise InfrastructureError(f"the assignment's {filename} did not load in the "
+                                      f"worker: {exc}") from None
+        if not reply["ok"]:
+            err = reply["error"]
+            raise InfrastructureError(f"the assignment's {filename} fails in the worker: "
+                                      f"{err['type']}: {err['message']}")
 
     def _load(self, record: bool):
         """Load cell by cell, so a cell that hangs or kills the worker costs only that cell.
@@ -164,6 +185,7 @@ class StudentSession:
                     reply = self.sandbox.request(
                         "load", {"cells": [(number, code)], "mode": self.mode,
                                  "forbidden": self.forbidden if index == 0 else [],
+                                 "forbidden_reason": self.forbidden_reason,
                                  "assignment": self.assignment, "prefix": self.cell_prefix,
                                  "keep": (self.plan or {}).get(number)},
                         self.load_time_limit)
@@ -392,7 +414,8 @@ class InProcessSession(StudentSession):
     requests, encodings and proxies as a real worker, without the process. For baselines and
     audits, never for student code."""
 
-    def __init__(self, module, name: str = "reference"):
+    def __init__(self, module, name: str = "reference",
+                 worker_objects: tuple[str, str] | None = None):
         from .worker import Worker
 
         self.assignment = name
@@ -404,6 +427,8 @@ class InProcessSession(StudentSession):
         self.seed = 0
         self.worker = Worker(-1, -1)
         self.worker.namespace = module.__dict__
+        if worker_objects:
+            self.worker.op_objects(worker_objects[1], worker_objects[0])
 
     def start(self, probe_paths=()):
         pass
@@ -432,7 +457,8 @@ class InProcessSession(StudentSession):
 
 class WorkerFactory:
     """``make("torch.optim.Adam", model.parameters(), lr=1e-3)``: a trusted object (optimizer,
-    copy, data sampler; see ``worker.trusted_factory``) built inside the student's worker."""
+    copy, or one of the assignment's worker_objects.py; see ``worker.trusted_factory``) built
+    inside the student's worker."""
 
     def __init__(self, session: StudentSession):
         self._session = session
@@ -444,12 +470,20 @@ class WorkerFactory:
 
 
 class LocalFactory:
-    """In-process stand-in for WorkerFactory."""
+    """In-process stand-in for WorkerFactory; ``directory``: the assignment folder whose
+    worker_objects.py it builds from too."""
+
+    def __init__(self, directory: Path | None = None):
+        from .assignment import worker_objects_of
+        from .worker import load_worker_objects
+
+        found = worker_objects_of(directory) if directory is not None else None
+        self._objects = load_worker_objects(found[1], found[0]) if found else {}
 
     def __call__(self, factory: str, *args, **kwargs):
         from .worker import trusted_factory
 
-        return trusted_factory(factory)(*args, **kwargs)
+        return trusted_factory(factory, self._objects)(*args, **kwargs)
 
 
 class StudentFunction:

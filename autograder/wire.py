@@ -25,7 +25,7 @@ from .worker import ALLOWED_DTYPES, HEADER_FMT, MAX_DEPTH, encode_tree, frame
 
 MAX_HEADER_BYTES = 1 << 20
 MAX_NDIM = 8
-# Per reply. The largest an assignment sends is ~5 MB (hw3; hw2 3 MB): 64 MiB leaves room for
+# Per reply. The largest a bundled assignment sends is ~5 MB: 64 MiB leaves room for
 # bigger ones while keeping the grader's own peak (an array is held twice while read) far
 # below Gradescope's 768 MB. It was 512 MiB: one reply could take the grader past that.
 MAX_PAYLOAD_BYTES = 64 << 20

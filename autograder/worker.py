@@ -292,15 +292,17 @@ class _IPythonStub:
 class _ForbiddenImports:
     """A meta-path finder refusing modules the assignment does not allow."""
 
-    def __init__(self, names, assignment):
+    def __init__(self, names, assignment, reason=""):
         self.names = set(names)
         self.assignment = assignment
+        self.reason = reason  # the assignment's forbidden_message
 
     def find_spec(self, fullname, path=None, target=None):
         if fullname.split(".")[0] in self.names:
+            why = f": {self.reason}" if self.reason else ""
             raise ImportError(
-                f"importing {fullname!r} is not allowed in {self.assignment}: "
-                f"this assignment is numpy only (refused: {', '.join(sorted(self.names))})"
+                f"importing {fullname!r} is not allowed in {self.assignment}{why} "
+                f"(refused: {', '.join(sorted(self.names))})"
             )
         return None
 
@@ -370,75 +372,31 @@ def _shown_by_worker(value, depth: int = 0) -> bool:
     return False
 
 
-def _row_sampler(data):
-    """``sampler(batch_size, generator)``: rows of ``data`` drawn with replacement."""
-    import torch
-
-    def sample(batch_size, generator=None):
-        device = generator.device if generator is not None else torch.device("cpu")
-        index = torch.randint(len(data), (batch_size,), generator=generator, device=device)
-        return data[index.to(data.device)]
-    return sample
+WORKER_OBJECTS_MODULE = "dlgrade_worker_objects"
 
 
-def _mixture_sampler(centers, std):
-    """``sampler(batch_size, generator)``: an isotropic Gaussian mixture with equal weights."""
-    import torch
-
-    def sample(batch_size, generator=None):
-        device = generator.device if generator is not None else torch.device("cpu")
-        which = torch.randint(len(centers), (batch_size,), generator=generator, device=device)
-        noise = torch.randn(batch_size, centers.shape[1], generator=generator, device=device,
-                            dtype=centers.dtype)
-        return (centers[which.to(centers.device)] + std * noise.to(centers.device))
-    return sample
-
-
-def _probe_vae(mu, logvar, logits):
-    """A VAE whose training is deterministic: ``encode`` returns learned constants (mu,
-    logvar) for every row and ``decode`` a learned logit per pixel, whatever the code z. The
-    gradients of the negative ELBO then depend neither on the noise drawn nor, with all rows
-    in one minibatch, on the shuffling, so a training loop run on it can be compared step for
-    step with the reference's. Parameters keep the dtype given (float64 for exact steps)."""
-    import torch
-
-    class ProbeVAE(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.mu = torch.nn.Parameter(torch.as_tensor(mu).clone())
-            self.logvar = torch.nn.Parameter(torch.as_tensor(logvar).clone())
-            self.logits = torch.nn.Parameter(torch.as_tensor(logits).clone())
-
-        def encode(self, x):
-            return self.mu.expand(len(x), -1), self.logvar.expand(len(x), -1)
-
-        def decode(self, z):
-            return self.logits.expand(len(z), -1)
-
-        def forward(self, x):
-            means, logvars = self.encode(x)
-            return self.decode(means), means, logvars
-
-    return ProbeVAE()
-
-
+def load_worker_objects(source: str, filename: str) -> dict:
+    """An assignment's ``worker_objects.py`` (trusted, the instructor's): its public functions
+    and classes by name (or those its ``__all__`` lists), for ``make``. Run in the worker
+    before any student cell; the student's code can read it, so it holds no answer."""
+    namespace = {"__name__": WORKER_OBJECTS_MODULE, "__builtins__": builtins}
+    exec(compile(source, filename, "exec"), namespace)
+    names = namespace.get("__all__") or [
+        name for name, value in namespace.items() if not name.startswith("_")
+        and callable(value) and getattr(value, "__module__", None) == WORKER_OBJECTS_MODULE]
+    return {name: namespace[name] for name in names}
 TORCH_FACTORIES = ("torch.optim.Adam", "torch.optim.SGD", "torch.Generator", "torch.nn.Linear",
                    "torch.nn.LeakyReLU", "torch.nn.Sequential")
 
 
-def trusted_factory(name: str):
-    """Grader-side code may build these in the worker (optimizers, copies, data samplers):
-    objects a hidden test needs next to the student's, which no student name may provide."""
+def trusted_factory(name: str, objects: dict | None = None):
+    """Grader-side code may build these in the worker (optimizers, copies, and the objects of
+    the assignment's worker_objects.py): objects a hidden test needs next to the student's,
+    which no student name may provide. The engine's names come first."""
     import copy
 
     if name == "copy.deepcopy":
         return copy.deepcopy
-    if name == "row_sampler":
-        return _row_sampler
-    if name == "mixture_sampler":
-        return _mixture_sampler
-    if name == "probe_vae":
-        return _probe_vae
     if name in TORCH_FACTORIES:
         import torch
 
@@ -448,6 +406,8 @@ def trusted_factory(name: str):
                 "torch.Generator": torch.Generator, "torch.nn.Linear": torch.nn.Linear,
                 "torch.nn.LeakyReLU": torch.nn.LeakyReLU,
                 "torch.nn.Sequential": torch.nn.Sequential}[name]
+    if objects and name in objects:
+        return objects[name]
     raise LookupError(f"no trusted factory named {name!r}")
 
 
@@ -460,6 +420,7 @@ class Worker:
         self.namespace: dict = {"__name__": "__main__", "__builtins__": builtins}
         self.handles: dict[int, object] = {}
         self.next_handle = 1
+        self.objects: dict = {}  # the assignment's worker_objects.py, for op_make
 
     # ---- handles -------------------------------------------------------------------
     def make_handle(self, obj):
@@ -484,7 +445,8 @@ class Worker:
         and statement positions."""
         return [[index, positions] for index, positions in plan_definitions(cells).items()]
 
-    def op_load(self, cells, mode, forbidden, assignment, prefix="", keep=None):
+    def op_load(self, cells, mode, forbidden, assignment, prefix="", keep=None,
+                forbidden_reason=""):
         """``prefix``: the assignment's code run before every cell (e.g. otter's intercell
         seeding), whatever the mode. ``keep``: in ``definitions`` mode, the positions of the
         statements to run in this (single) cell, from ``op_plan``; without it, definitions
@@ -497,7 +459,7 @@ class Worker:
             for name in list(sys.modules):
                 if name.split(".")[0] in forbidden:
                     del sys.modules[name]
-            sys.meta_path.insert(0, _ForbiddenImports(forbidden, assignment))
+            sys.meta_path.insert(0, _ForbiddenImports(forbidden, assignment, forbidden_reason))
         problems, skipped, defined = [], [], []
         for index, source in cells:
             filename = f"cell[{index}]"
@@ -601,7 +563,11 @@ class Worker:
         return self._target(target)
 
     def op_make(self, factory, args, kwargs):
-        return trusted_factory(factory)(*args, **kwargs)
+        return trusted_factory(factory, self.objects)(*args, **kwargs)
+
+    def op_objects(self, source, filename):
+        self.objects = load_worker_objects(source, filename)
+        return sorted(self.objects)
 
     def op_set(self, target, attr, value):
         setattr(self._target(target), attr, value)

@@ -31,9 +31,12 @@ def in_process(assignment, encoded: bool) -> float | None:
     """Seconds for the hidden tests with the reference as the student, in this process;
     None where the tests need worker-side encodings (torch results) and ``encoded`` is off."""
     common = dict(default_time_limit=assignment.time_limit,
-                  total_time_limit=assignment.total_time_limit, digits_loader=load_digits_split)
+                  total_time_limit=assignment.total_time_limit, digits_loader=load_digits_split,
+                  assignment_dir=assignment.directory)
     if encoded:
-        plugin = GradingPlugin(InProcessSession(assignment.reference), assignment.reference,
+        plugin = GradingPlugin(InProcessSession(assignment.reference,
+                                                worker_objects=assignment.worker_objects),
+                               assignment.reference,
                                **common)
     else:
         plugin = GradingPlugin(None, assignment.reference,

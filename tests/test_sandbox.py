@@ -10,9 +10,9 @@ from autograder.sandbox import Limits, Sandbox, SandboxConfig, WorkerError
 from conftest import ROOT, requires_root
 
 
-def load(sb, code, forbidden=()):
+def load(sb, code, forbidden=(), reason=""):
     return sb.request("load", {"cells": [(1, code)], "mode": "all", "forbidden": list(forbidden),
-                               "assignment": "test"}, 20)["value"]
+                               "assignment": "test", "forbidden_reason": reason}, 20)["value"]
 
 
 def call(sb, name, *args, timeout=5.0):
@@ -146,9 +146,11 @@ def test_output_is_capped_and_kept(sandbox):
 
 
 def test_forbidden_import_is_refused(sandbox):
-    report = load(sandbox, "import numpy as np\nimport torch\n", forbidden=["torch"])
+    report = load(sandbox, "import numpy as np\nimport torch\n", forbidden=["torch"],
+                  reason="this assignment is numpy only")
     assert report["problems"][0]["kind"] == "ImportError"
-    assert "numpy only" in report["problems"][0]["message"]
+    assert "not allowed in test: this assignment is numpy only" in \
+        report["problems"][0]["message"]
     load(sandbox, "def f():\n    import importlib\n    return importlib.import_module('torch')\n")
     assert call(sandbox, "f")["error"]["type"] == "ImportError"
 

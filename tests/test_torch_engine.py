@@ -49,7 +49,7 @@ HIDDEN_TESTS = textwrap.dedent('''
 
     @pytest.mark.points(1)
     def test_mixture_sampler_is_seeded_by_its_generator(make):
-        """trusted data sampler"""
+        """the assignment's own trusted object (worker_objects.py), built in the worker"""
         centers = torch.tensor([[2.0, 0.0], [-2.0, 0.0]], dtype=torch.float64)
         sampler = make("mixture_sampler", centers, 0.1)
         draws = []
@@ -68,6 +68,8 @@ HIDDEN_TESTS = textwrap.dedent('''
         """only allow-listed factories"""
         with pytest.raises(Exception, match="no trusted factory named 'os.system'"):
             make("os.system", "true")
+        with pytest.raises(Exception, match="no trusted factory named '_private_helper'"):
+            make("_private_helper")
 
 
     @pytest.mark.points(1)
@@ -77,9 +79,29 @@ HIDDEN_TESTS = textwrap.dedent('''
 ''')
 
 
+# The assignment's worker_objects.py: what its tests may build with make(), besides the engine's.
+WORKER_OBJECTS = textwrap.dedent("""
+    import torch
+
+
+    def mixture_sampler(centers, std):
+        def sample(batch_size, generator=None):
+            which = torch.randint(len(centers), (batch_size,), generator=generator)
+            noise = torch.randn(batch_size, centers.shape[1], generator=generator,
+                                dtype=centers.dtype)
+            return centers[which] + std * noise
+        return sample
+
+
+    def _private_helper():
+        return "not exposed: the name starts with an underscore"
+""")
+
+
 @pytest.fixture(scope="module")
 def torch_assignment(tmp_path_factory):
     root = tmp_path_factory.mktemp("torch_engine")
+    (root / "worker_objects.py").write_text(WORKER_OBJECTS)
     (root / "tests").mkdir()
     (root / "tests" / "test_engine.py").write_text(HIDDEN_TESTS)
     nbformat.write(make_notebook(MODEL_CELL), root / "master.ipynb")
@@ -107,3 +129,17 @@ def test_cuda_without_a_gpu_grades_on_cpu_and_says_so(torch_assignment):
     run = grade_notebook(torch_assignment.master, torch_assignment, device="cuda")
     assert run.results.score == 4
     assert "no usable CUDA GPU: graded on the CPU instead" in run.results.output
+
+
+def test_a_broken_worker_objects_file_is_the_instructors_error(torch_assignment, tmp_path):
+    """worker_objects.py is the instructor's code: where it fails in the worker, grading stops
+    with a grader error naming the file (and a results file), never a student's zero."""
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(torch_assignment.directory, broken)
+    (broken / "worker_objects.py").write_text("import torch\nraise RuntimeError('oops')\n")
+    assignment = load_assignment(str(broken))
+    run = grade_notebook(assignment.master, assignment)
+    assert run.grader_error and run.results.tests == []
+    assert "worker_objects.py fails in the worker: RuntimeError: oops" in run.results.output

@@ -8,6 +8,8 @@ Every test is device-agnostic: tensors made here are put on ``device`` and stude
 moved there with ``model.to(device)``; the reference runs in this process on the CPU, and all
 comparisons happen here in float64 numpy.
 """
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -20,6 +22,9 @@ from autograder.data import disguise
 from autograder.diagnose import dicts_close
 from autograder.session import LocalFactory, StudentCodeError, StudentTimeout
 from autograder.values import TensorValue
+
+# This assignment's folder: its worker_objects.py builds the in-process probe VAE.
+ASSIGNMENT_DIR = Path(__file__).resolve().parents[1]
 
 # ---- helpers ------------------------------------------------------------------------------------
 
@@ -651,7 +656,7 @@ def test_vae_sample(student, make, known_mistakes, device, partial):
     if partial.fraction < 1:
         partial.name_mistakes(known_mistakes(
             "VAE", lambda module: sample_reproducibility(small_model(module, "cpu"),
-                                                         LocalFactory(), "cpu"),
+                                                         LocalFactory(ASSIGNMENT_DIR), "cpu"),
             observed, lambda a, b: a == b))
 
 
@@ -833,14 +838,15 @@ def test_train_vae_updates(student, reference, make, known_mistakes, device, rng
     observed = probe_outcome(losses, state)
 
     def outcome(module):
-        return probe_outcome(*probe_run(module.train_vae, LocalFactory(), initial, X, "cpu"))
+        return probe_outcome(*probe_run(module.train_vae, LocalFactory(ASSIGNMENT_DIR), initial,
+                                        X, "cpu"))
 
     # The run goes through the student's neg_elbo: it is right when it matches the contract's
     # loop around the reference's neg_elbo or around the student's own (whose mistakes cost in
     # its own tests), run here on the grader's probe.
     own = with_own_parts(lambda: probe_outcome(*probe_run(
-        contract_train_vae(own_student_loss(student, device)), LocalFactory(), initial, X,
-        "cpu")))
+        contract_train_vae(own_student_loss(student, device)), LocalFactory(ASSIGNMENT_DIR),
+        initial, X, "cpu")))
     if own is not None and degenerate(own["losses"], "the run"):
         own = None  # a neg_elbo that computes nothing: matching its run pays nothing
     candidates = [own, outcome(reference)]

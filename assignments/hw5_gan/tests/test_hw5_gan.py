@@ -13,6 +13,7 @@ comparisons happen here in float64 numpy.
 """
 import copy
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,8 +23,11 @@ from autograder.checks import (CheckFailure, UpstreamFailure, assert_close, asse
                                describe_inputs, expect_array, expect_tuple, norm_error, one_of,
                                type_name)
 from autograder.diagnose import dicts_close
-from autograder.session import StudentCodeError, StudentTimeout
+from autograder.session import LocalFactory, StudentCodeError, StudentTimeout
 from autograder.values import TensorValue
+
+# This assignment's folder: its worker_objects.py builds the in-process samplers.
+ASSIGNMENT_DIR = Path(__file__).resolve().parents[1]
 
 # ---- helpers ------------------------------------------------------------------------------------
 
@@ -862,11 +866,9 @@ def run_summary(history) -> dict:
 def reference_runs(reference, train_gan, seeds, **run):
     """``train_gan`` from identical reference networks (as the reference builds them, from a
     fixed torch seed) on the ring, once per seed, in this process: [(history, G, D)]."""
-    from autograder.worker import trusted_factory
-
     torch.manual_seed(0)
     G, D = reference.build_generator(**SMALL_G), reference.build_discriminator(**SMALL_D)
-    sampler = trusted_factory("mixture_sampler")(torch.tensor(RING), RING_STD)
+    sampler = LocalFactory(ASSIGNMENT_DIR)("mixture_sampler", torch.tensor(RING), RING_STD)
     runs = []
     for seed in seeds:
         g, d = copy.deepcopy(G), copy.deepcopy(D)
@@ -1013,11 +1015,9 @@ def wiring_outcome(history, g_params, d_params, initial) -> dict:
 
 
 def reference_wiring(train_gan, reference, weights, initial) -> dict:
-    from autograder.worker import trusted_factory
-
     G = reference_model(reference, "generator", SMALL_G, weights[0])
     D = reference_model(reference, "discriminator", SMALL_D, weights[1])
-    sampler = trusted_factory("mixture_sampler")(torch.tensor(WIRING_POINT), 0.0)
+    sampler = LocalFactory(ASSIGNMENT_DIR)("mixture_sampler", torch.tensor(WIRING_POINT), 0.0)
     history = train_gan(G, D, sampler, **WIRING)
     return wiring_outcome(history, params_of(G), params_of(D), initial)
 
