@@ -418,13 +418,11 @@ class InProcessSession(StudentSession):
                  worker_objects: tuple[str, str] | None = None):
         from .worker import Worker
 
-        self.assignment = name
-        self.report = LoadReport()
-        self.recorder = None
+        # Every attribute a session has (request hints read the sandbox's device); the
+        # sandbox is never started.
+        super().__init__([], mode="all", forbidden=[], assignment=name,
+                         sandbox_config=SandboxConfig(isolate_user=False))
         self.epoch = 1
-        self.deadline = None
-        self.limit = 0.0
-        self.seed = 0
         self.worker = Worker(-1, -1)
         self.worker.namespace = module.__dict__
         if worker_objects:

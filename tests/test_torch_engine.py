@@ -143,3 +143,19 @@ def test_a_broken_worker_objects_file_is_the_instructors_error(torch_assignment,
     run = grade_notebook(assignment.master, assignment)
     assert run.grader_error and run.results.tests == []
     assert "worker_objects.py fails in the worker: RuntimeError: oops" in run.results.output
+
+
+def test_in_process_session_explains_errors_like_a_worker_session():
+    """The in-process session (audits, baselines) has every attribute a worker session has:
+    an error mentioning CUDA gets the same hint instead of an AttributeError."""
+    import types
+
+    from autograder.session import InProcessSession, StudentCodeError
+
+    module = types.ModuleType("trusted")
+    exec("def f():\n    raise RuntimeError('Found no NVIDIA driver: CUDA unavailable')\n",
+         module.__dict__)
+    session = InProcessSession(module)
+    with pytest.raises(StudentCodeError) as raised:
+        session.request("call", {"target": {"name": "f"}, "args": [], "kwargs": {}}, "f()")
+    assert "graded on a machine without a GPU" in raised.value.hint
