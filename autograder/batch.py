@@ -51,7 +51,7 @@ from pathlib import Path
 
 from .confinement import place_canary, preflight
 from .gradescope import JUNK_DIRS, SubmissionError, find_notebook
-from .results import maximum
+from .results import is_grader_error, maximum
 from .textsafe import csv_cell, escape_control
 
 MAX_ZIP_MEMBERS = 50_000
@@ -469,10 +469,13 @@ def _reason(previous: dict, digest: str, fingerprint: str, forced: bool) -> str:
     return previous.get("reason", "forced")  # as the interrupted run that took it had it
 
 
-def _error_results(message: str) -> dict:
-    from .results import error_results
+def _error_results(message: str, grader: bool = False) -> dict:
+    """A results.json (as a dict) for a submission not graded: the student's problem, or with
+    ``grader`` the grader's (retried by the next run)."""
+    from .results import error_results, grader_error_results
 
-    return json.loads(error_results(message).model_dump_json())
+    made = grader_error_results(message) if grader else error_results(message)
+    return json.loads(made.model_dump_json())
 
 
 def write_page(student_dir: Path, results: dict, figures: dict, title: str,
@@ -510,7 +513,7 @@ def grade_one(args) -> int:
             shutil.copyfile(path, out / "results.json")
         results = json.loads((out / "results.json").read_text())
         figures = _read_json(out / "figures.json") or {}
-        grader_error = "GRADER ERROR" in str(results.get("output", ""))
+        grader_error = is_grader_error(results)
     else:
         from .assignment import load_assignment
         from .feedback import take_recorded
@@ -726,15 +729,15 @@ def run_batch(source: Path, assignment_name: str, out: Path, *, jobs: int = 1,
         results = _read_json(job.dir / "results.json")
         state = "done" if code == 0 and isinstance(results, dict) else "grader_error"
         if timed_out:
-            message = (f"GRADER ERROR: grading did not finish within {limit:g} s and was stopped; "
-                       "it will be retried when the batch runs again")
+            message = (f"grading did not finish within {limit:g} s and was stopped; it will be "
+                       "retried when the batch runs again")
         elif not isinstance(results, dict) or code not in (0, 3):
-            message = (f"GRADER ERROR: the grading process ended with exit code {code} "
-                       f"(see {job.dir / 'log.txt'}); it will be retried when the batch runs again")
+            message = (f"the grading process ended with exit code {code} (see "
+                       f"{job.dir / 'log.txt'}); it will be retried when the batch runs again")
         else:
             message = ""
         if message:
-            results = _error_results(message)
+            results = _error_results(message, grader=True)
             _write_json(job.dir / "results.json", results)
         notes = _read_json(job.dir / OPERATOR_NOTES)
         _write_json(job.dir / "status.json",

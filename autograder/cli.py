@@ -12,7 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from .assignment import AssignmentError, load_assignment
-from .results import Results, error_results, write_results
+from .results import Results, error_results, grader_error_results, write_results
 from .textsafe import escape_control
 
 
@@ -48,19 +48,18 @@ def cmd_grade(args) -> int:
     try:
         assignment = load_assignment(args.assignment)
     except AssignmentError as exc:
-        write_results(error_results(f"GRADER ERROR: {exc}"), results_path)
+        write_results(grader_error_results(str(exc)), results_path)
         console.print(f"[red]error:[/] {_shown(str(exc))}")
         return 2
     from .grade import grade_notebook
 
     submission, scratch = Path(args.submission), None
-    if submission.suffix.lower() == ".zip" or submission.is_dir():
-        from .gradescope import SubmissionError, notebook_or_zip, notebook_in_zip
+    if submission.suffix.lower() == ".zip" and submission.is_file():
+        from .gradescope import SubmissionError, notebook_in_zip
 
         scratch = Path(tempfile.mkdtemp(prefix="dlgrade-grade-"))
         try:
-            submission = (notebook_or_zip(submission, scratch) if submission.is_dir()
-                          else notebook_in_zip(submission, scratch))
+            submission = notebook_in_zip(submission, scratch)
         except (SubmissionError, OSError) as exc:
             shutil.rmtree(scratch, ignore_errors=True)
             write_results(error_results(str(exc)), results_path)

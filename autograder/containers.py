@@ -5,7 +5,8 @@ container is the Gradescope layout of ``docker/Dockerfile``; it runs with no net
 read-only root file system, memory, CPU and process limits, no capabilities beyond the five
 the sandbox needs, ``no-new-privileges``, and two mounts: the submission (read-only) and a
 fresh results folder. Whatever goes wrong, a valid ``results.json`` is written; a failure of
-the container (not of the submission) says ``GRADER ERROR`` so the batch retries it.
+the container (not of the submission) is a grader error (``results.grader_error_results``) so
+the batch retries it.
 
 Who runs as whom (see README, *Containers*): the grader is root *inside* the container, holding
 only CHOWN, DAC_OVERRIDE, KILL, SETGID and SETUID, because it must start the student's worker
@@ -31,7 +32,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from .results import Results, error_results, write_results
+from .results import Results, grader_error_results, is_grader_error, write_results
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DOCKER_DIR = PROJECT_ROOT / "docker"
@@ -314,13 +315,10 @@ def grade_in_container(image: str, notebook: Path, assignment_name: str, out_dir
         results = _grade(image, Path(notebook), assignment_name, out_dir, device=device,
                          timeout_s=timeout_s, memory_mb=memory_mb, cpus=cpus, pids=pids)
     except ContainerError as exc:
-        results = error_results(
-            "GRADER ERROR (not a problem with your submission; please tell the instructor): "
-            f"{exc}", round(time.monotonic() - start, 3))
+        results = grader_error_results(str(exc), round(time.monotonic() - start, 3))
     except Exception as exc:  # noqa: BLE001 - a results file must exist whatever happened
-        results = error_results(
-            "GRADER ERROR (please tell the instructor): grading in a container failed: "
-            f"{type(exc).__name__}: {exc}", round(time.monotonic() - start, 3))
+        results = grader_error_results(f"grading in a container failed: {type(exc).__name__}: "
+                                       f"{exc}", round(time.monotonic() - start, 3))
     write_results(results, results_path)
     return results_path
 
@@ -461,7 +459,7 @@ def main(argv=None) -> int:
                               device=args.device, timeout_s=args.timeout)
     results = Results.model_validate_json(path.read_bytes())
     print(f"{results.score:g} / {results.max_score:g} points; results in {path}")
-    return 3 if "GRADER ERROR" in results.output else 0
+    return 3 if is_grader_error(results.model_dump()) else 0
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ from .assignment import Assignment, AssignmentError
 from .data import load_digits_split
 from .notebook import NotebookError, extract_code, read_notebook
 from .plugin import GradingPlugin, Outcome
-from .results import Results, TestResult, error_results, scaled_total
+from .results import Results, TestResult, error_results, grader_error_results, scaled_total
 from .confinement import probe_targets
 from .sandbox import InfrastructureError, SandboxConfig, package_paths, private_paths
 from .session import StudentSession
@@ -107,10 +107,9 @@ def grade_notebook(path: Path, assignment: Assignment, **options) -> GradeRun:
     try:
         return _grade_notebook(path, assignment, **options)
     except Exception:  # noqa: BLE001 - e.g. a report the worker forged into something odd
-        message = ("GRADER ERROR (not a problem with your submission; please tell the "
-                   "instructor): the grader failed unexpectedly (details in the instructor's log)")
-        return GradeRun(error_results(message, time.monotonic() - start), [], {}, True,
-                        [traceback.format_exc()[-6000:]])
+        return GradeRun(grader_error_results("the grader failed unexpectedly (details in the "
+                                             "instructor's log)", time.monotonic() - start),
+                        [], {}, True, [traceback.format_exc()[-6000:]])
 
 
 def _grade_notebook(path: Path, assignment: Assignment, *, device: str = "cpu",
@@ -148,9 +147,8 @@ def _grade_notebook(path: Path, assignment: Assignment, *, device: str = "cpu",
     try:
         reference = assignment.reference
     except AssignmentError as exc:  # the master fails to load: nothing can be compared
-        message = ("GRADER ERROR (not a problem with your submission; please tell the "
-                   f"instructor): {exc}")
-        return GradeRun(error_results(message, time.monotonic() - start), [], timings, True,
+        return GradeRun(grader_error_results(str(exc), time.monotonic() - start), [], timings,
+                        True,
                         [traceback.format_exc()[-6000:]])
     hide = [str(p) for p in assignment.secret_paths]
     hide += private_paths([Path(path).parent, *private, *confidential], fallback_files=[path])
@@ -165,9 +163,8 @@ def _grade_notebook(path: Path, assignment: Assignment, *, device: str = "cpu",
                 f"(pip install {' '.join(repr(m.split(' (')[0]) for m in missing)}); a "
                 "Gradescope zip from `dlgrade release` installs them itself.")
     except AssignmentError as exc:
-        message = f"GRADER ERROR (not a problem with your submission; please tell the " \
-                  f"instructor): {exc}"
-        return GradeRun(error_results(message, time.monotonic() - start), [], timings, True)
+        return GradeRun(grader_error_results(str(exc), time.monotonic() - start), [], timings,
+                        True)
     config = SandboxConfig(hide=hide, limits=assignment.limits, device=device,
                            files=[(name, str(path)) for name, path in files])
     session = StudentSession(code.cells, mode=assignment.mode,
@@ -200,17 +197,16 @@ def _grade_notebook(path: Path, assignment: Assignment, *, device: str = "cpu",
     except InfrastructureError as exc:
         session.close()
         operator_notes += sandbox_notes(session)
-        message = (f"GRADER ERROR (not a problem with your submission; please tell the "
-                   f"instructor): {exc}")
-        return GradeRun(error_results(message, time.monotonic() - start), [], timings, True,
+        return GradeRun(grader_error_results(str(exc), time.monotonic() - start), [], timings,
+                        True,
                         operator_notes)
     except Exception:  # noqa: BLE001 - a results file must exist whatever happened
         session.close()
         operator_notes += sandbox_notes(session)
         operator_notes.append(traceback.format_exc()[-6000:])
-        message = ("GRADER ERROR (not a problem with your submission; please tell the "
-                   "instructor): the grader failed unexpectedly (details in the instructor's log)")
-        return GradeRun(error_results(message, time.monotonic() - start), [], timings, True,
+        return GradeRun(grader_error_results("the grader failed unexpectedly (details in the "
+                                             "instructor's log)", time.monotonic() - start),
+                        [], timings, True,
                         operator_notes)
     stdout = session.sandbox.output_text(limit=2000)
     session.close()

@@ -206,7 +206,7 @@ def _grade_in(root: Path, assignment, scratch: Path, device: str):
 
 def run(root: Path, name: str, *, device: str = "cpu") -> int:
     """Always leaves a valid results.json; exit 3 marks a grader failure."""
-    from .results import error_results, write_results
+    from .results import grader_error_results, write_results
 
     start = time.monotonic()
     try:
@@ -215,10 +215,9 @@ def run(root: Path, name: str, *, device: str = "cpu") -> int:
         if isinstance(exc, KeyboardInterrupt):
             raise
         print(traceback.format_exc()[-6000:], file=sys.stderr, flush=True)
-        message = ("GRADER ERROR (not a problem with your submission; please tell the "
-                   "instructor): the grader failed unexpectedly (details in the autograder's "
-                   "output)")
-        results, code = error_results(message, time.monotonic() - start), 3
+        results = grader_error_results("the grader failed unexpectedly (details in the "
+                                       "autograder's output)", time.monotonic() - start)
+        code = 3
     write_results(results, root / "results" / "results.json")
     print(f"dlgrade: {results.score:g} / {results.max_score:g} points "
           f"in {time.monotonic() - start:.1f} s", flush=True)
@@ -303,7 +302,8 @@ status=$?
 if [ ! -s "$RESULTS" ]; then
     # The grader could not even start (missing interpreter, broken install).
     message="GRADER ERROR: the autograder failed to start (exit $status); tell the instructor."
-    printf '{"score": 0, "output": "%%s", "tests": []}\\n' "$message" > "$RESULTS"
+    printf '{"score": 0, "output": "%%s", "tests": [], "extra_data": {"grader_error": true}}\\n' \\
+        "$message" > "$RESULTS"
 fi
 exit "$status"
 """

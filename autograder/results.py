@@ -95,3 +95,25 @@ def write_results(results: Results, path: Path) -> None:
 def error_results(message: str, execution_time: float = 0.0, tests=()) -> Results:
     """A valid results file for a submission that could not be graded at all."""
     return Results(score=0.0, execution_time=execution_time, output=message, tests=list(tests))
+
+
+GRADER_ERROR = "GRADER ERROR"
+GRADER_ERROR_LEAD = (f"{GRADER_ERROR} (not a problem with your submission; please tell the "
+                     "instructor): ")
+
+
+def grader_error_results(detail: str, execution_time: float = 0.0) -> Results:
+    """The grader (not the submission) failed: the student is told so, and results.json says
+    it in ``extra_data`` (``"grader_error": true``) for the batch's retries and exit codes."""
+    results = error_results(GRADER_ERROR_LEAD + detail, execution_time)
+    results.extra_data = {"grader_error": True}
+    return results
+
+
+def is_grader_error(results: dict) -> bool:
+    """Whether a results.json (as a dict) is a grader error. The text is the fallback for the
+    one writer that cannot set extra_data: run_autograder's shell when Python cannot start."""
+    extra = results.get("extra_data")
+    if isinstance(extra, dict) and extra.get("grader_error") is True:
+        return True
+    return str(results.get("output", "")).startswith(GRADER_ERROR)

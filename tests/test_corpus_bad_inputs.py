@@ -389,3 +389,5 @@ def test_a_grader_failure_after_the_tests_still_writes_results(tmp_path, monkeyp
     check(code, results, Expect(0, graded=False, exit_code=3, output=(
         "GRADER ERROR (not a problem with your submission", "instructor's log")))
     assert "KeyError" not in results["output"]
+    # Typed, not only said: batch retries and exit codes read the flag.
+    assert results["extra_data"] == {"grader_error": True}
