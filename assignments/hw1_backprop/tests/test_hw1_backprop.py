@@ -6,12 +6,11 @@ transposed matrix, a missing sum or a forgotten term cannot pass by coincidence.
 import numpy as np
 import pytest
 
-from autograder.checks import (CheckFailure, assert_close, assert_gradient, assert_metric,
-                               assert_not_mutated, check_initial_params, expect_array,
-                               expect_scalar, expect_tuple, gradient_tolerance, norm_error,
-                               numeric_gradient, numeric_vjp, one_of, type_name)
-from autograder.composite import comparable, own_parts, without_null_parts
-from autograder.data import disguise
+from autograder.testing import (CheckFailure, assert_close, assert_gradient, assert_metric,
+                                assert_not_mutated, check_initial_params, comparable, disguise,
+                                expect_array, expect_scalar, expect_tuple, gradient_tolerance,
+                                norm_error, numeric_gradient, numeric_vjp, one_of, own_parts,
+                                type_name, without_null_parts)
 
 VALUE_TOL = 1e-7  # same float64 formula, different operation order: ~1e-14 in practice
 

@@ -10,11 +10,11 @@ import time
 import numpy as np
 import pytest
 
-from autograder.checks import (CheckFailure, assert_close, assert_gradient, assert_metric,
-                               check_initial_params, describe_inputs, expect_array, expect_scalar,
-                               expect_tuple, gradient_tolerance, norm_error, numeric_gradient,
-                               numeric_vjp, one_of)
-from autograder.composite import comparable, own_parts, without_null_parts
+from autograder.testing import (CheckFailure, assert_close, assert_gradient, assert_metric,
+                                check_initial_params, comparable, describe_inputs, expect_array,
+                                expect_scalar, expect_tuple, gradient_tolerance, norm_error,
+                                numeric_gradient, numeric_vjp, one_of, own_parts,
+                                without_null_parts)
 
 # ---- inputs ---------------------------------------------------------------------------------
 

@@ -7,11 +7,11 @@ reach the first one, masks and padding that differ between rows.
 import numpy as np
 import pytest
 
-from autograder.checks import (CheckFailure, assert_close, assert_gradient, assert_metric,
-                               assert_not_mutated, expect_array, expect_scalar, expect_tuple,
-                               gradient_tolerance, norm_error, numeric_gradient, numeric_vjp,
-                               one_of)
-from autograder import composite
+from autograder import testing
+from autograder.testing import (CheckFailure, assert_close, assert_gradient, assert_metric,
+                                assert_not_mutated, expect_array, expect_scalar, expect_tuple,
+                                gradient_tolerance, norm_error, numeric_gradient, numeric_vjp,
+                                one_of)
 
 STEP_NAMES = ("dx", "dprev_h", "dWx", "dWh", "db")
 RNN_NAMES = ("dx", "dh0", "dWx", "dWh", "db")
@@ -68,7 +68,7 @@ def own_parts(compute):
     """``compute()`` with the student's parts, or None where one of them fails or returns
     something the contract's composite cannot use (its own tests say so), and where the result
     is one constant (do-nothing parts: matching them earns nothing)."""
-    value = composite.own_parts(compute)
+    value = testing.own_parts(compute)
     if value is None:
         return None
     try:

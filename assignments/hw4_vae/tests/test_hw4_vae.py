@@ -14,14 +14,10 @@ import numpy as np
 import pytest
 import torch
 
-from autograder.checks import (CheckFailure, UpstreamFailure, assert_close, assert_metric,
-                               describe_inputs, expect_array, expect_scalar, expect_tuple, one_of,
-                               type_name)
-from autograder.composite import own_parts
-from autograder.data import disguise
-from autograder.diagnose import dicts_close
-from autograder.session import LocalFactory, StudentCodeError, StudentTimeout
-from autograder.values import TensorValue
+from autograder.testing import (CheckFailure, LocalFactory, StudentCodeError, StudentTimeout,
+                                UpstreamFailure, assert_close, assert_metric, describe_inputs,
+                                dicts_close, disguise, expect_scalar, expect_tensor,
+                                expect_tuple, one_of, own_parts, type_name)
 
 # This assignment's folder: its worker_objects.py builds the in-process probe VAE.
 ASSIGNMENT_DIR = Path(__file__).resolve().parents[1]
@@ -32,31 +28,6 @@ ASSIGNMENT_DIR = Path(__file__).resolve().parents[1]
 def tensor(array, device, *, dtype=torch.float64, requires_grad=False):
     return torch.tensor(np.asarray(array), dtype=dtype, device=device,
                         requires_grad=requires_grad)
-
-
-def expect_tensor(value, what, *, shape, dtype=None, device=None, inputs=None) -> np.ndarray:
-    """A tensor returned by student code, as a float64 array: exact type, shape, dtype (any
-    float when None), finite values and device. Real tensors are accepted too, for in-process
-    runs of these helpers; the worker can only ever send TensorValue."""
-    where = describe_inputs(inputs)
-    if type(value) is torch.Tensor:
-        value = TensorValue(value.detach().cpu().numpy(), value.requires_grad, str(value.device))
-    if type(value) is not TensorValue:
-        raise CheckFailure(f"{what}{where}: expected a torch.Tensor, got {type_name(value)}",
-                           what=what, actual=value, inputs=inputs)
-    array = value.array
-    if dtype is not None and array.dtype != np.dtype(dtype):
-        raise CheckFailure(f"{what}{where}: dtype torch.{array.dtype}, expected torch."
-                           f"{np.dtype(dtype)} (compute in the dtype of the inputs)",
-                           what=what, actual=array, inputs=inputs)
-    if array.dtype.kind != "f":
-        raise CheckFailure(f"{what}{where}: dtype torch.{array.dtype}, expected a float dtype",
-                           what=what, actual=array, inputs=inputs)
-    expect_array(array, what, shape=shape, dtype=None, inputs=inputs)
-    if device is not None and value.device.split(":")[0] != device:
-        raise CheckFailure(f"{what}{where}: on device {value.device!r}, expected {device!r} "
-                           "(keep results where the inputs are)", what=what, inputs=inputs)
-    return array.astype(np.float64)
 
 
 def grad_call(fn, what, *args, upstream=None):

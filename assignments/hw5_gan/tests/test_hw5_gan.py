@@ -19,12 +19,10 @@ import numpy as np
 import pytest
 import torch
 
-from autograder.checks import (CheckFailure, UpstreamFailure, assert_close, assert_metric,
-                               describe_inputs, expect_array, expect_tuple, norm_error, one_of,
-                               type_name)
-from autograder.diagnose import dicts_close
-from autograder.session import LocalFactory, StudentCodeError, StudentTimeout
-from autograder.values import TensorValue
+from autograder.testing import (CheckFailure, LocalFactory, StudentCodeError, StudentTimeout,
+                                TensorValue, UpstreamFailure, assert_close, assert_metric,
+                                dicts_close, expect_tensor,
+                                expect_tuple, norm_error, one_of, type_name)
 
 # This assignment's folder: its worker_objects.py builds the in-process samplers.
 ASSIGNMENT_DIR = Path(__file__).resolve().parents[1]
@@ -35,27 +33,6 @@ ASSIGNMENT_DIR = Path(__file__).resolve().parents[1]
 def tensor(array, device, *, dtype=torch.float64, requires_grad=False):
     return torch.tensor(np.asarray(array), dtype=dtype, device=device,
                         requires_grad=requires_grad)
-
-
-def expect_tensor(value, what, *, shape, device=None, inputs=None, finite=True) -> np.ndarray:
-    """A tensor returned by student code, as a float64 array: exact type, shape, a float
-    dtype, finite values and device. Real tensors are accepted too, for in-process runs of
-    these helpers; the worker can only ever send TensorValue."""
-    where = describe_inputs(inputs)
-    if type(value) is torch.Tensor:
-        value = TensorValue(value.detach().cpu().numpy(), value.requires_grad, str(value.device))
-    if type(value) is not TensorValue:
-        raise CheckFailure(f"{what}{where}: expected a torch.Tensor, got {type_name(value)}",
-                           what=what, actual=value, inputs=inputs)
-    array = value.array
-    if array.dtype.kind != "f":
-        raise CheckFailure(f"{what}{where}: dtype torch.{array.dtype}, expected a float dtype",
-                           what=what, actual=array, inputs=inputs)
-    expect_array(array, what, shape=shape, dtype=None, finite=finite, inputs=inputs)
-    if device is not None and value.device.split(":")[0] != device:
-        raise CheckFailure(f"{what}{where}: on device {value.device!r}, expected {device!r} "
-                           "(keep results where the inputs are)", what=what, inputs=inputs)
-    return array.astype(np.float64)
 
 
 def expect_loss(value, what, device, inputs=None) -> float:

@@ -1,0 +1,33 @@
+"""Everything a hidden test imports from dlgrade, in one place: ``from autograder.testing import
+assert_close, expect_tensor, own_parts, ...``. Fixtures (student, reference, make, ...) come
+from the pytest plugin and need no import."""
+from __future__ import annotations
+
+from .checks import (CheckFailure, UpstreamFailure, assert_close, assert_gradient,
+                     assert_initial_parameter, assert_metric, assert_not_mutated,
+                     assert_params_gradients, check_initial_params, describe_inputs,
+                     expect_array, expect_scalar, expect_tuple, gradient_tolerance, norm_error,
+                     numeric_gradient, numeric_vjp, one_of, rel_error, type_name)
+from .composite import comparable, own_parts, without_null_parts
+from .data import disguise, load_digits_split
+from .diagnose import dicts_close
+from .session import LocalFactory, StudentCodeError, StudentTimeout
+from .torch_checks import expect_tensor
+from .values import RemoteRef, TensorValue
+
+__all__ = [
+    # checks: compare a student's value with the expected one, say what differs
+    "CheckFailure", "UpstreamFailure", "assert_close", "assert_gradient",
+    "assert_initial_parameter", "assert_metric", "assert_not_mutated", "assert_params_gradients",
+    "check_initial_params", "describe_inputs", "expect_array", "expect_scalar", "expect_tensor",
+    "expect_tuple", "gradient_tolerance", "norm_error", "numeric_gradient", "numeric_vjp",
+    "one_of", "rel_error", "type_name", "dicts_close",
+    # composites judged on the student's own parts
+    "comparable", "own_parts", "without_null_parts",
+    # data the grader controls
+    "disguise", "load_digits_split",
+    # what student code raises, and what it returns
+    "StudentCodeError", "StudentTimeout", "RemoteRef", "TensorValue",
+    # in-process stand-in for the make fixture
+    "LocalFactory",
+]
