@@ -238,6 +238,27 @@ def _unwrap(value):
     return value
 
 
+_RAISED_AS: dict[type, type] = {}
+
+
+def _as_builtin(exc):
+    """What a call into the worker raised, as the test in the grader must see it: a built-in
+    exception type raised by the student's code is raised here as that type, so a test's
+    ``except ValueError`` (or ``pytest.raises``) catches it as it would in the notebook. Only
+    built-in types: no class of the student's is ever instantiated in the grader. The
+    original stays on ``.student_error`` for the feedback."""
+    cls = getattr(builtins, exc.exc_type, None)
+    if not (isinstance(cls, type) and issubclass(cls, Exception)) or \
+            exc.exc_type.startswith("Student"):
+        return exc
+    raised = _RAISED_AS.get(cls)
+    if raised is None:
+        raised = _RAISED_AS[cls] = type(cls.__name__, (cls,), {"__module__": "builtins"})
+    error = raised(exc.message)
+    error.student_error = exc
+    return error
+
+
 class StudentProxy:
     """An object that stays in the worker (a function, a model, a data frame), as test code in
     the grader sees it: attributes, calls, ``len``, indexing and ``in`` go to the worker; any
@@ -250,8 +271,13 @@ class StudentProxy:
         return _wrap(getattr(object.__getattribute__(self, "_obj"), name))
 
     def __call__(self, *args, **kwargs):
+        from .session import StudentCodeError
+
         obj = object.__getattribute__(self, "_obj")
-        return _wrap(obj(*_unwrap(args), **_unwrap(kwargs)))
+        try:
+            return _wrap(obj(*_unwrap(args), **_unwrap(kwargs)))
+        except StudentCodeError as exc:
+            raise _as_builtin(exc) from None
 
     def _dunder(self, name, *args):
         from .session import StudentCodeError
@@ -264,10 +290,8 @@ class StudentProxy:
                          "args": [_unwrap(a) for a in args], "kwargs": {}},
                 f"{obj._label}.{name}")
         except StudentCodeError as exc:
-            # The iteration protocol relies on these two; the student's text stays the message.
-            if exc.exc_type in ("IndexError", "KeyError"):
-                raise getattr(builtins, exc.exc_type)(exc.message) from None
-            raise
+            # The iteration protocol relies on IndexError and KeyError.
+            raise _as_builtin(exc) from None
         return _wrap(value)
 
     def __len__(self):
@@ -309,6 +333,8 @@ def run_function_case(student, case: FunctionCase) -> str | None:
     except (StudentCodeError, StudentTimeout, StudentCrash) as exc:
         return describe_exception(exc)
     except Exception as exc:  # noqa: BLE001 - the test's own assertion or any error it hit
+        if hasattr(exc, "student_error"):  # the student's call raised it, uncaught
+            return describe_exception(exc.student_error)
         message = str(exc).strip("'")
         return f"{_failure_line(exc, case.function)}{type(exc).__name__}" + \
             (f": {message}" if message else "")
@@ -334,6 +360,8 @@ def run_doctest_case(student, case: DoctestCase, modules=None) -> str | None:
     except (StudentCodeError, StudentTimeout, StudentCrash) as exc:
         return describe_exception(exc)
     except Exception as exc:  # noqa: BLE001 - the case's own code raised, as in the notebook
+        if hasattr(exc, "student_error"):  # a call into the notebook raised it
+            return describe_exception(exc.student_error)
         message = str(exc).strip("'")
         return f"the test raised {type(exc).__name__}" + (f": {message}" if message else "")
     got = "".join(printed) + text
