@@ -32,9 +32,12 @@ import copy
 import inspect
 import json
 import linecache
+import os
 import re
 import shutil
+import tempfile
 import traceback
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -449,10 +452,45 @@ def _case_failure(case, message: str) -> str:
 
 
 def run_question(student, partial, cases, *, all_or_nothing: bool = False,
-                 modules=None) -> None:
+                 modules=None, files=None) -> None:
     """Run one question's cases as parts of one test: each case earns its points, or (otter's
     ``all_or_nothing``) the test earns all or nothing. Success messages are shown on a pass.
-    ``modules``: the master's imports, ``{"np": "numpy", "sqrt": "math:sqrt"}``."""
+    ``modules``: the master's imports, ``{"np": "numpy", "sqrt": "math:sqrt"}``. ``files``:
+    (folder, data files, student files): the cases run in a directory holding the
+    assignment's files and the files the notebook wrote, as the notebook's own did."""
+    with case_directory(student, *(files or (None, (), ()))):
+        _run_question(student, partial, cases, all_or_nothing, modules)
+
+
+@contextmanager
+def case_directory(student, folder, data_files, student_files):
+    """The grader's working directory while a question's cases run in it: a fresh folder with
+    copies of the assignment's data files and of the student's files as the worker holds
+    them (read by the worker, so nothing student code could not read). Nothing changes
+    without files."""
+    if not data_files and not student_files:
+        yield
+        return
+    scratch = Path(tempfile.mkdtemp(prefix="dlgrade-case-"))
+    previous = os.getcwd()
+    try:
+        for name in data_files:
+            (scratch / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(Path(folder) / name, scratch / name)
+        reader = getattr(student, "read_file", None)
+        for name in student_files if reader is not None else ():
+            data = reader(name)
+            if data is not None:
+                (scratch / name).parent.mkdir(parents=True, exist_ok=True)
+                (scratch / name).write_bytes(data)
+        os.chdir(scratch)
+        yield
+    finally:
+        os.chdir(previous)
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _run_question(student, partial, cases, all_or_nothing, modules) -> None:
     from .checks import CheckFailure
 
     failures = []
@@ -616,6 +654,8 @@ class Conversion:
     requirements_file: str = ""
     # otter's `generate: points_possible`: the Gradescope total scaled to it
     points_possible: float | None = None
+    # otter's `student_files`: files the notebook writes; tests read the worker's copies
+    student_files: list[str] = field(default_factory=list)
 
     @property
     def total_points(self) -> float:
@@ -1212,19 +1252,25 @@ def convert(nb, name: str, *, mode: str = "auto", base_dir: Path | None = None) 
             cell["id"] = f"otter-{index:03d}"
         seen.add(cell["id"])
     master = nbformat.from_dict(master)
-    files = []
-    for key in ("files", "student_files"):
+    files, student_files = [], []
+    for key, into in (("files", files), ("student_files", student_files)):
         listed = config.get(key) or []
         if not isinstance(listed, list) or not all(isinstance(f, str) for f in listed):
             line_no, line = _key_lines(config_lines, key)
             notes.append(Note(f"cell {config_cell}, line {line_no}", line,
                               f"`{key}` is not a list of paths: ignored"))
             continue
-        files += [f for f in listed if f not in files]
+        into += [f for f in listed if f not in into]
+    if student_files:
+        line_no, line = _key_lines(config_lines, "student_files")
+        notes.append(Note(f"cell {config_cell}, line {line_no}", line,
+                          "student_files are the student's: written by the notebook as it runs "
+                          "in the worker, and read back from there for the tests (not copied "
+                          "from beside the master)", converted=True))
     conv = Conversion(name=name, master=master, questions=questions, notes=notes,
                       cell_prefix=prefix, hidden_visibility=hidden_visibility,
                       title=str(config.get("name") or name), files=files,
-                      points_possible=points_possible)
+                      points_possible=points_possible, student_files=student_files)
     conv.modules = master_imports(master)
     files += _helper_modules(conv.modules, base_dir, files, notes)
     requirements = config.get("requirements")
@@ -1358,7 +1404,8 @@ def _case_list(var: str, cases, names) -> str:
                      + ["]"])
 
 
-def render_tests(conv: Conversion, master_name: str, case_time_limit: float) -> str:
+def render_tests(conv: Conversion, master_name: str, case_time_limit: float,
+                 files: list[str] = ()) -> str:
     cases = [c for q in conv.questions for c in q.cases]
     sections = ["\n".join([
         f'"""Tests of {conv.name}, converted from the otter master notebook {master_name} by',
@@ -1368,11 +1415,19 @@ def render_tests(conv: Conversion, master_name: str, case_time_limit: float) -> 
         "cells with the master's imports below as their modules, exception-style test functions",
         "as written (see autograder.otter_import). Re-importing overwrites this file.",
         '"""',
+        *(["from pathlib import Path", ""] if files or conv.student_files else []),
         "import pytest",
         "",
         _imports(conv, cases, "run_question"),
         "",
-        f"MODULES = {json.dumps(conv.modules, sort_keys=True)}"])]
+        f"MODULES = {json.dumps(conv.modules, sort_keys=True)}",
+        *([
+            "# The working directory the cases run in: the assignment's files (from this",
+            "# folder) and the files the notebook wrote (otter's student_files, read back).",
+            "FOLDER = Path(__file__).resolve().parents[1]",
+            f"DATA_FILES = {json.dumps(list(files))}",
+            f"STUDENT_FILES = {json.dumps(conv.student_files)}"]
+          if files or conv.student_files else [])])]
     idents = _idents(conv.questions)
     for q in conv.questions:
         if not q.cases:
@@ -1399,7 +1454,9 @@ def render_tests(conv: Conversion, master_name: str, case_time_limit: float) -> 
             sections.append("\n".join(marks + [
                 f"def test_{ident}_{label}".rstrip("_") + "(student, partial):",
                 f'    """{title}"""',
-                f"    run_question(student, partial, {var}{aon}, modules=MODULES)"]))
+                f"    run_question(student, partial, {var}{aon}, modules=MODULES"
+                + (", files=(FOLDER, DATA_FILES, STUDENT_FILES))"
+                   if files or conv.student_files else ")")]))
     return "\n\n\n".join(sections) + "\n"
 
 
@@ -1565,10 +1622,10 @@ def import_otter(master_path: Path, out: Path, *, name: str | None = None, mode:
     master_rel = f"master/{name}.ipynb"
     nbformat.write(conv.master, out / master_rel)
     write_skeleton(out / master_rel, out / f"{name}.ipynb")
-    (out / "tests" / f"test_{_ident(name)}.py").write_text(
-        render_tests(conv, master_path.name, case_time_limit))
-    (out / "public_checks.py").write_text(render_public_checks(conv))
     files = copy_files(conv, master_path.parent, out)
+    (out / "tests" / f"test_{_ident(name)}.py").write_text(
+        render_tests(conv, master_path.name, case_time_limit, files))
+    (out / "public_checks.py").write_text(render_public_checks(conv))
     if conv.requirements_file:
         conv.requirements += read_requirements(master_path.parent / conv.requirements_file)
     (out / "assignment.toml").write_text(render_toml(conv, master_rel, case_time_limit, files))

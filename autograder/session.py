@@ -564,6 +564,19 @@ class StudentNamespace:
         doctest cases): ``{"printed", "kind", "value" or "text"}``, compared by the caller."""
         return self._session.request("exec_cell", {"source": source}, what)
 
+    def read_file(self, name: str) -> bytes | None:
+        """A file the notebook wrote in its working directory, read by the worker (so only
+        what student code could read anyway); None where it has none."""
+        import numpy as np
+
+        value = self._session.request("read_file", {"name": name}, f"reading {name}")
+        if value is None:
+            return None
+        if not isinstance(value, np.ndarray) or value.dtype != np.uint8 or value.ndim != 1:
+            raise StudentCodeError(f"reading {name}", "ProtocolError",
+                                   "the worker's reply is not the file's bytes", "", "")
+        return value.tobytes()
+
 
 class StudentObject:
     """An object living in the worker. Attribute reads fetch plain data; writes send it."""
@@ -702,3 +715,8 @@ class LocalNamespace:
 
         printed, has_value, value = run_cell(source, self._module.__dict__)
         return {"printed": printed, "kind": "plain" if has_value else "none", "value": value}
+
+    def read_file(self, name: str) -> bytes | None:
+        """In-process (trusted code): the file in this process's working directory."""
+        path = Path(name)
+        return path.read_bytes() if not path.is_absolute() and path.is_file() else None

@@ -19,6 +19,7 @@ import linecache
 import math
 import os
 import random
+import stat
 import struct
 import sys
 import traceback
@@ -328,6 +329,7 @@ def _stub_modules():
 
 
 MAX_CELL_TEXT = 200_000
+MAX_READ_FILE = 32 << 20  # a student file the grader reads back (op_read_file)
 
 
 def run_cell(source: str, namespace: dict, filename: str = "<test cell>"):
@@ -564,6 +566,24 @@ class Worker:
 
     def op_make(self, factory, args, kwargs):
         return trusted_factory(factory, self.objects)(*args, **kwargs)
+
+    def op_read_file(self, name):
+        """A file the notebook wrote in its working directory (otter's ``student_files``), as
+        bytes in a uint8 array; None where there is no such regular file. Relative names
+        only; the reply is the grader's to check like any other."""
+        import numpy as np
+
+        if os.path.isabs(name) or ".." in name.replace("\\", "/").split("/"):
+            return None
+        try:
+            fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW)
+        except OSError:
+            return None
+        with os.fdopen(fd, "rb") as fh:
+            if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+                return None
+            data = fh.read(MAX_READ_FILE + 1)
+        return None if len(data) > MAX_READ_FILE else np.frombuffer(data, dtype=np.uint8)
 
     def op_objects(self, source, filename):
         self.objects = load_worker_objects(source, filename)

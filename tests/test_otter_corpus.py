@@ -37,39 +37,10 @@ HOSTILE = ("forged_doctest.ipynb", "hidden_source.ipynb")
 POINTS_POSSIBLE = {"bootstrap": 20, "rngvar": 10}
 TOL = 1e-6
 
-# Where dlgrade differs from otter today. Each entry is xfail(strict=True): once dlgrade
-# agrees, the test XPASSes and the entry must go.
-STUDENT_FILES = (
-    "student_files: the notebook writes predictions.csv and a doctest case reads it back "
-    "(np.loadtxt); otter passes the case (q2 2/2), dlgrade fails it (q2 1/2): convert() treats "
-    "student_files as files, so the master's predictions.csv is copied read-only into the "
-    "worker's directory and the student's np.savetxt raises PermissionError while loading; "
-    "and run_doctest_case evaluates the case in the grader with the grader's numpy "
-    "(case_namespace's trusted modules), so np.loadtxt looks in the grader's working "
-    "directory: FileNotFoundError")
-STUDENT_FILES_ZIP = STUDENT_FILES + (
-    "; the zip is graded from the notebook inside (notebook_in_zip), its predictions.csv is "
-    "not used")
-
-# (master, submission) -> reason, for the question-by-question comparison and for the totals.
-XFAIL_QUESTIONS: dict[tuple[str, str], str] = {
-    ("predictions", "correct.ipynb"): STUDENT_FILES,
-    ("predictions", "correct.zip"): STUDENT_FILES_ZIP,
-}
-XFAIL_TOTALS: dict[tuple[str, str], str] = dict(XFAIL_QUESTIONS)
-
-
-def _params(xfails: dict) -> list:
-    params = []
-    for master in sorted(RECORDED):
-        for sub in sorted(RECORDED[master]):
-            if sub in HOSTILE:
-                continue
-            marks = ()
-            if (master, sub) in xfails:
-                marks = pytest.mark.xfail(strict=True, reason=xfails[(master, sub)])
-            params.append(pytest.param(master, sub, marks=marks, id=f"{master}-{sub}"))
-    return params
+def _submissions() -> list:
+    """(master, submission) for every recorded grading but the hostile notebooks'."""
+    return [pytest.param(master, sub, id=f"{master}-{sub}") for master in sorted(RECORDED)
+            for sub in sorted(RECORDED[master]) if sub not in HOSTILE]
 
 
 @pytest.fixture(scope="module")
@@ -112,7 +83,7 @@ def question_scores(results) -> dict[str, float]:
     return scores
 
 
-@pytest.mark.parametrize("master, sub", _params(XFAIL_QUESTIONS))
+@pytest.mark.parametrize("master, sub", _submissions())
 def test_questions_agree_with_otter(graded, master, sub):
     run = graded(master, sub)
     otter = RECORDED[master][sub]["questions"]
@@ -125,7 +96,7 @@ def test_questions_agree_with_otter(graded, master, sub):
     assert not differ, f"(dlgrade, otter) per question: {differ}\n{detail}"
 
 
-@pytest.mark.parametrize("master, sub", _params(XFAIL_TOTALS))
+@pytest.mark.parametrize("master, sub", _submissions())
 def test_totals_agree_with_otter(graded, master, sub):
     run = graded(master, sub)
     want = RECORDED[master][sub]
@@ -138,12 +109,9 @@ def test_totals_agree_with_otter(graded, master, sub):
 
 
 MASTERS = sorted(RECORDED)
-XFAIL_MASTERS = {"predictions": STUDENT_FILES}
 
 
-@pytest.mark.parametrize("master", [
-    pytest.param(m, marks=[pytest.mark.xfail(strict=True, reason=XFAIL_MASTERS[m])]
-                 if m in XFAIL_MASTERS else [], id=m) for m in MASTERS])
+@pytest.mark.parametrize("master", MASTERS)
 def test_master_earns_full_marks(imported, master):
     """The imported master (what import-otter's self-check grades) earns what `otter assign`
     checked it earns with otter: everything."""
