@@ -399,6 +399,12 @@ def trusted_factory(name: str, objects: dict | None = None):
 
     if name == "copy.deepcopy":
         return copy.deepcopy
+    if name in ("numpy.random.default_rng", "numpy.random.seed"):
+        import numpy
+
+        # A generator (or the global seed) in the student's process, made by numpy itself,
+        # whatever the notebook binds to `np`.
+        return getattr(numpy.random, name.rsplit(".", 1)[1])
     if name in TORCH_FACTORIES:
         import torch
 
