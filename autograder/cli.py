@@ -148,7 +148,8 @@ def cmd_audit(args) -> int:
 
 
 def cmd_import_otter(args) -> int:
-    from .otter_import import OtterImportError, import_otter
+    from .otter.parse import OtterImportError
+    from .otter.report import import_otter
 
     console = Console()
     try:

@@ -117,7 +117,7 @@ class StudentSession:
         self.report = LoadReport(notes=list(notes))
         self.bad_cells: set[int] = set()  # not loaded: failed, or not reached in time
         self.plan: dict | None = None  # cell -> statement positions (definitions mode)
-        # A list while an otter case runs: what the calls it makes print (otter_import).
+        # A list while an otter case runs: what the calls it makes print (otter.runtime).
         self.capture: list | None = None
         self._reported_cells: set[int] = set()
         # The worker's pipes belong to this process: a forked diagnosis must never use them.

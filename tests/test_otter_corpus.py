@@ -27,7 +27,7 @@ import yaml
 from autograder.assignment import load_assignment
 from autograder.grade import grade_notebook
 from autograder.gradescope import notebook_in_zip
-from autograder.otter_import import import_otter
+from autograder.otter.report import import_otter
 from conftest import ROOT
 
 CORPUS = ROOT / "tests" / "otter" / "corpus"

@@ -13,8 +13,10 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_output, new_raw_ce
 from autograder.assignment import load_assignment
 from autograder.cli import main as cli_main
 from autograder.grade import grade_notebook
-from autograder.otter_import import (DoctestCase, OtterImportError, compare_output, convert,
-                                     import_otter, run_question)
+from autograder.otter.convert import convert
+from autograder.otter.parse import OtterImportError
+from autograder.otter.report import import_otter
+from autograder.otter.runtime import DoctestCase, compare_output, run_question
 from autograder.public import run_public_check
 from autograder.sandbox import Sandbox, SandboxConfig
 from conftest import ROOT
@@ -726,3 +728,15 @@ def test_a_helper_module_the_master_imports_is_copied_even_unlisted(tmp_path):
     assert (tmp_path / "uses" / "helpers.py").exists()
     assert "helper module helpers.py" in result.report
     assert 'files = ["helpers.py"]' in (tmp_path / "uses" / "assignment.toml").read_text()
+
+
+def test_folders_imported_before_the_otter_package_still_grade(hello):
+    """Generated tests of earlier imports say `from autograder.otter_import import ...`: the
+    same runtime answers there; new imports name autograder.otter.runtime."""
+    import autograder.otter.runtime as runtime
+    import autograder.otter_import as old
+
+    assert (old.DoctestCase, old.FunctionCase, old.run_question) == \
+        (runtime.DoctestCase, runtime.FunctionCase, runtime.run_question)
+    generated = next((hello / "tests").glob("test_*.py")).read_text()
+    assert "from autograder.otter.runtime import" in generated
