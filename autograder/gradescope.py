@@ -123,7 +123,7 @@ def notebook_in_zip(path: Path, scratch: Path) -> Path:
     """The one notebook inside the zip file ``path``, extracted under ``scratch``."""
     import zipfile
 
-    from .batch import BatchError, safe_extract
+    from .submissions import BatchError, safe_extract
 
     dest = Path(scratch) / "unzipped"
     dest.mkdir(parents=True, exist_ok=False)

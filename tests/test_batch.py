@@ -19,7 +19,8 @@ import nbformat
 import pytest
 from conftest import make_notebook
 
-from autograder.batch import BatchError, run_batch, safe_extract
+from autograder.batch import run_batch
+from autograder.submissions import BatchError, safe_extract
 from autograder.feedback import Figures, render_page
 
 TOML = """\

@@ -19,14 +19,16 @@ import pytest
 from rich.console import Console
 
 import autograder.batch as batch
+import autograder.student_state as student_state
 import autograder.grade
 from autograder.assignment import load_assignment
-from autograder.batch import (assignment_fingerprint, one_command, previous_grade, remove_tree,
-                              run_batch)
+from autograder.batch import one_command, run_batch
 from autograder.cli import main as dlgrade
 from autograder.gradescope import MAX_DEPTH, SubmissionError, find_notebook
 from autograder import results as results_module
 from autograder.results import Results, error_results
+from autograder.student_state import _write_json, assignment_fingerprint, previous_grade
+from autograder.submissions import MAX_EXTRACT_DEPTH, Submission, remove_tree
 from autograder.textsafe import csv_cell, escape_control
 from corpus.harness import assignment_variant
 from corpus.notebooks import FULL_MARKS, TINY, master_notebook, variant, write
@@ -61,8 +63,8 @@ def engine_snapshot(tmp_path, monkeypatch) -> Path:
     """The grader's source as it is now, as the engine part of the fingerprint: edits made to
     the working tree while a test runs must not read as an engine change."""
     copy = tmp_path / "engine"
-    shutil.copytree(batch.ENGINE_DIR, copy, ignore=shutil.ignore_patterns("__pycache__"))
-    monkeypatch.setattr(batch, "ENGINE_DIR", copy)
+    shutil.copytree(student_state.ENGINE_DIR, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(student_state, "ENGINE_DIR", copy)
     return copy
 
 
@@ -187,7 +189,7 @@ def test_zip_nested_1100_deep_costs_only_its_submission(tmp_path):
                         console=recording_console())
     assert (summary.graded, summary.grader_errors) == (2, 0)
     assert [r.rsplit(": ", 1)[1] for r in summary.refused] == [
-        f"nested more than {batch.MAX_EXTRACT_DEPTH} folders deep"]
+        f"nested more than {MAX_EXTRACT_DEPTH} folders deep"]
     assert summary.refused[0].startswith("deep/a/a/") and "..." in summary.refused[0]
     assert csv_lines(out)[1:3] == ["deep,,,,,0,0,0,0,8,folder nested too deep",
                                    "good,,,,hw.ipynb,3,2,3,8,8,graded"]
@@ -222,7 +224,7 @@ def test_names_starting_with_a_dash_are_graded(tmp_path):
 
 def test_one_command_never_lets_argparse_read_a_value_as_an_option(tmp_path, monkeypatch):
     assignment = load_assignment(str(TINY))
-    sub = batch.Submission("-h", tmp_path / "--help" / "-h.ipynb", label="--help/")
+    sub = Submission("-h", tmp_path / "--help" / "-h.ipynb", label="--help/")
     cmd = one_command(assignment, sub, tmp_path / "students" / "-h", device="cpu",
                       title="-x: feedback", subtitle="--help/ -Ada", limit=99.0,
                       confidential=[tmp_path / "-out"])
@@ -427,13 +429,13 @@ def test_an_interrupted_regrade_keeps_the_old_grade(tmp_path):
     student = tmp_path / "students" / "s"
     student.mkdir(parents=True)
     assert previous_grade(student) is None
-    batch._write_json(student / "previous.json", {"score": 6.0, "max_score": 8.0,
+    _write_json(student / "previous.json", {"score": 6.0, "max_score": 8.0,
                                                    "sha256": "a", "reason": "forced"})
     assert previous_grade(student)["score"] == 6.0
-    batch._write_json(student / "results.json", json.loads(error_results("x").model_dump_json()))
-    batch._write_json(student / "status.json", {"state": "grader_error"})
+    _write_json(student / "results.json", json.loads(error_results("x").model_dump_json()))
+    _write_json(student / "status.json", {"state": "grader_error"})
     assert previous_grade(student)["score"] == 6.0  # a grader error is not a grade
-    batch._write_json(student / "status.json", {"state": "done", "sha256": "b"})
+    _write_json(student / "status.json", {"state": "done", "sha256": "b"})
     assert previous_grade(student) == {"score": 0.0, "max_score": 0.0, "sha256": "b",
                                        "assignment_fingerprint": None}
 
