@@ -162,7 +162,8 @@ def _graders_of(out: Path) -> list[int]:
             cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
         except (OSError, ValueError):
             continue
-        if "autograder.batch one" in cmdline and str(out) in cmdline:
+        if ("autograder.batch one" in cmdline or "autograder.batch serve" in cmdline) \
+                and str(out) in cmdline:
             pids.append(int(proc.name))
     return pids
 
@@ -324,3 +325,30 @@ def test_feedback_page():
     assert page.count("data:image/png;base64,") == 1
     assert "hidden detail" not in page and "1 hidden test(s): 0 / 3 points" in page
     assert "Score: 1 / 5" in page and "hw &amp; co" in page
+
+
+def test_warm_graders_grade_in_turn_and_one_past_the_limit_costs_only_itself(tiny, tmp_path):
+    """One grader process grades submission after submission (each with a fresh worker); one
+    that runs past the batch's limit is killed with its worker, its submission is a grader
+    error (retried by the next run), and a fresh grader takes the next."""
+    slow = ["import time\nimport numpy as np", "SLOW = time.sleep(20) or 0",
+            "def add(x, y):\n    return x + y + SLOW", CURVE]
+    subs = write_subs(tmp_path / "subs", ["good"])
+    for name in ("a_first", "b_second"):
+        nbformat.write(make_notebook(*MASTER), subs / f"{name}.ipynb")
+    nbformat.write(make_notebook(*slow), subs / "c_slow.ipynb")
+    nbformat.write(make_notebook(*MASTER), subs / "d_after.ipynb")
+    out = tmp_path / "out"
+    summary = run_batch(subs, str(tiny), out, jobs=1, progress=False, timeout=8)
+    assert (summary.graded, summary.grader_errors) == (4, 1)
+    status = {p.parent.name: json.loads(p.read_text())
+              for p in out.glob("students/*/status.json")}
+    assert status["c_slow"]["state"] == "grader_error"
+    slow_results = json.loads((out / "students" / "c_slow" / "results.json").read_text())
+    assert "did not finish within 8 s" in slow_results["output"]
+    assert slow_results["extra_data"] == {"grader_error": True}
+    pids = {name: s["grader_pid"] for name, s in status.items()}
+    assert pids["a_first"] == pids["b_second"] == pids["c_slow"] != pids["d_after"]
+    for name in ("a_first", "b_second", "d_after", "good"):
+        assert json.loads((out / "students" / name / "results.json").read_text())["score"] == 5
+    assert not _graders_of(out), "graders outlived their batch"
