@@ -10,7 +10,14 @@ a script, the untouched skeleton, a syntax error, a crash, a hang, a memory hog)
 3. starts a --jobs 2 batch, kills it part-way (SIGKILL to the batch process), runs it again,
    and checks that only the missing submissions were graded and the CSV is the same.
 
-    python bench/bench_batch.py [--assignment hw1_backprop] [--count 40] [--keep DIR]
+First, the warm graders' figures: `dlgrade grade` of the master (a fresh command, median of
+3), then batches of COPIES copies of the master with --jobs 1 and 2; printed: seconds per
+submission, and the ratios issue 17 asks for (per-submission wall with one job over
+`dlgrade grade`'s, at most 1.2; the rate of two jobs over one, at least 1.8 on an idle
+2-core machine).
+
+    python bench/bench_batch.py [--assignment hw1_backprop] [--count 40] [--copies 8]
+                                [--warm-only] [--keep DIR]
 """
 from __future__ import annotations
 
@@ -119,6 +126,36 @@ def timed_batch(subs: Path, assignment: str, out: Path, jobs: int) -> float:
     return time.perf_counter() - start
 
 
+def warm_figures(assignment, copies: int, work: Path) -> None:
+    """Seconds per submission: `dlgrade grade` alone, then batches of copies of the master."""
+    folder = work / "copies"
+    folder.mkdir(parents=True)
+    for i in range(copies):
+        shutil.copyfile(assignment.master, folder / f"copy-{i:02d}.ipynb")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    singles = []
+    for i in range(3):
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "autograder.cli", "grade", str(assignment.master),
+                        "-a", assignment.name, "--results", str(work / f"single-{i}.json"),
+                        "-q"], env=env, check=True, stdout=subprocess.DEVNULL)
+        singles.append(time.perf_counter() - start)
+    single = sorted(singles)[1]
+    per = {}
+    for jobs in (1, 2):
+        wall = timed_batch(folder, assignment.name, work / f"copies-j{jobs}", jobs)
+        rows = read_rows(work / f"copies-j{jobs}" / "grades.csv")
+        assert all(float(r["total"]) == float(r["max_score"]) > 0 for r in rows.values())
+        per[jobs] = wall / copies
+    print(f"dlgrade grade of the master: {single:.2f} s (median of 3 fresh commands)")
+    for jobs in (1, 2):
+        print(f"batch of {copies} copies, --jobs {jobs}: {per[jobs]:.2f} s per submission "
+              f"({60 / per[jobs]:.1f} / min)")
+    print(f"one job's seconds per submission over dlgrade grade's: {per[1] / single:.2f} "
+          f"(target <= 1.2); rate of 2 jobs over 1: {per[1] / per[2]:.2f}x (target >= 1.8; "
+          f"load average now {os.getloadavg()[0]:.1f})")
+
+
 def kill_and_resume(subs: Path, assignment: str, out: Path, total: int) -> tuple[int, int]:
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     proc = subprocess.Popen([sys.executable, "-m", "autograder.cli", "batch", str(subs), "-a",
@@ -143,10 +180,17 @@ def main():
     parser.add_argument("--count", type=int, default=40)
     parser.add_argument("--keep", help="write everything here instead of a temporary folder")
     parser.add_argument("--no-resume", action="store_true", help="skip the kill/resume run")
+    parser.add_argument("--copies", type=int, default=8,
+                        help="copies of the master for the warm graders' figures")
+    parser.add_argument("--warm-only", action="store_true",
+                        help="only the warm graders' figures")
     args = parser.parse_args()
     assignment = load_assignment(args.assignment)
     work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="dlgrade-bench-"))
     try:
+        warm_figures(assignment, args.copies, work)
+        if args.warm_only:
+            return
         kinds = generate(assignment, args.count, work / "submissions")
         counts = {k: list(kinds.values()).count(k) for k in ("correct", "mutant", "broken")}
         print(f"{args.count} submissions of {assignment.name}: {counts}")
