@@ -192,8 +192,9 @@ def check_nulls(assignment: Assignment, report: AuditReport, progress) -> None:
 def audit(assignment: Assignment, *, reruns: int = 3, seeds: int = 5, quick: bool = False,
           progress=lambda msg: None, nulls: bool = False, only_nulls: bool = False
           ) -> AuditReport:
-    """``quick``: grade each mutant only up to its first lost point (enough to prove it is
-    caught and diagnosed; the full list of tests that catch it needs the slow run).
+    """``quick``: grade each mutant only up to its first lost point, running the tests of the
+    mistake's own function first (enough to prove it is caught and diagnosed; the full list of
+    tests that catch it, and the cascade check, need the slow run).
     ``nulls``: run the null audit too (nulls.py; `dlgrade audit` does unless --no-null);
     ``only_nulls``: nothing else."""
     report = AuditReport(assignment.name, quick=quick)
@@ -264,7 +265,17 @@ def audit(assignment: Assignment, *, reruns: int = 3, seeds: int = 5, quick: boo
             progress(f"mutant {mutant.name}")
             path = Path(tmp) / f"{mutant.name}.ipynb"
             nbformat.write(apply_to_notebook(master, mutant), path)
-            run = grade_notebook(path, assignment, stop_at_first_loss=quick)
+            run = None
+            own = [o.nodeid for o in runs[0].outcomes
+                   if mutant.function in o.tags and not o.integration]
+            if quick and own:
+                # The mistake's own function's tests first: where they catch it (as they
+                # should), the rest of the suite need not run for a yes.
+                run = grade_notebook(path, assignment, stop_at_first_loss=True, only=own)
+                if not any(t.status != "passed" for t in run.results.tests) or run.grader_error:
+                    run = None
+            if run is None:
+                run = grade_notebook(path, assignment, stop_at_first_loss=quick)
             failed = [t for t in run.results.tests if t.status != "passed"]
             report.mutants.append(MutantResult(
                 mutant.name, mutant.function, run.results.score,
