@@ -407,6 +407,18 @@ def run_batch(source: Path, assignment_name: str, out: Path, *, jobs: int = 1,
             continue
         todo.append((sub, student_dir, digest, subtitle, previous))
 
+    env = dict(os.environ)
+    package_parent = str(Path(__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_parent, env.get("PYTHONPATH")) if p)
+    warm_cmd = serve_command(assignment, out, device=device, limit=limit,
+                             confidential=confidential)
+    # Warm graders waiting for their next submission. The first ones start now: their imports
+    # and the reference load while the confinement check below runs (they grade nothing
+    # before they are sent a submission).
+    idle: list[_WarmGrader] = [] if docker else [
+        _WarmGrader(warm_cmd, env, out, out / "graders.log")
+        for _ in range(min(max(1, jobs), len(todo)))]
+
     canaries = []
     if len(subs) > 1 and todo and not docker:
         # Each container holds one student; here many share one machine: prove, before any
@@ -416,11 +428,9 @@ def run_batch(source: Path, assignment_name: str, out: Path, *, jobs: int = 1,
             check_confinement(confidential)
         except BatchError:
             remove_canaries(canaries)
+            for grader in idle:
+                grader.stop()
             raise
-
-    env = dict(os.environ)
-    package_parent = str(Path(__file__).resolve().parent.parent)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_parent, env.get("PYTHONPATH")) if p)
 
     def start(sub, student_dir, digest, subtitle, previous) -> _Job:
         student_dir.mkdir(parents=True, exist_ok=True)
@@ -476,9 +486,6 @@ def run_batch(source: Path, assignment_name: str, out: Path, *, jobs: int = 1,
         summary.grader_errors += 1  # previous.json stays: the retry compares with it
         return f"{name}: grader error"
 
-    warm_cmd = serve_command(assignment, out, device=device, limit=limit,
-                             confidential=confidential)
-    idle: list[_WarmGrader] = []  # warm graders waiting for their next submission
     running: list[_Job] = []
     columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn(), TimeRemainingColumn()]
