@@ -97,3 +97,25 @@ def test_public_checks_pass_on_the_reference(name):
     lines: list[str] = []
     for check_name in sorted(checks):
         assert run_public_check(check_name, reference, name, printer=lines.append), lines
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_public_checks_cover_the_contract_and_fail_on_the_skeleton(name):
+    """Every function and class the student writes has a public check, and each fails on the
+    untouched student notebook saying it is not implemented yet (never passing, never
+    crashing the check)."""
+    from autograder.assignment import load_reference
+    from autograder.nulls import contract_names
+
+    assignment = ASSIGNMENTS[name]
+    checks = load_public_checks(assignment.directory)
+    functions, classes = contract_names(assignment.skeleton)
+    assert set(checks) == set(functions) | set(classes), \
+        sorted(set(checks) ^ (set(functions) | set(classes)))
+    with assignment.beside_files():
+        skeleton = load_reference(assignment.skeleton, f"skeleton_{name}",
+                                  mode=assignment.mode)
+    for check in sorted(checks):
+        lines: list[str] = []
+        assert not run_public_check(check, vars(skeleton), name, printer=lines.append), check
+        assert "not implemented yet" in "\n".join(lines), (check, lines)

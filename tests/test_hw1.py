@@ -9,8 +9,6 @@ import nbformat
 
 from autograder.assignment import load_assignment
 from autograder.grade import grade_notebook
-from autograder.public import load_public_checks, run_public_check
-from autograder.release import make_skeleton
 from conftest import make_notebook
 
 ASSIGNMENT = load_assignment("hw1_backprop")
@@ -28,21 +26,6 @@ def master_cells(transform=lambda src: src):
 
 
 # ---- public checks -------------------------------------------------------------------------
-
-def test_public_checks_cover_the_api_and_fail_on_the_skeleton():
-    names = set(load_public_checks(ASSIGNMENT.directory))
-    assert {"affine_forward", "affine_backward", "softmax_loss", "FullyConnectedNet",
-            "adam"} <= names
-    lines: list[str] = []
-    skeleton_ns: dict = {}
-    for cell in make_skeleton(MASTER).cells:
-        if cell.cell_type == "code" and "check(" not in cell.source and "load_digits" not in \
-                cell.source:
-            exec(cell.source, skeleton_ns)
-    lines.clear()
-    assert not run_public_check("affine_backward", skeleton_ns, "hw1_backprop",
-                                printer=lines.append)
-    assert "not implemented yet" in "\n".join(lines)
 
 
 # ---- the numpy-only rule and feedback ------------------------------------------------------

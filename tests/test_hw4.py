@@ -24,8 +24,7 @@ from autograder.diagnose import dicts_close
 from autograder.grade import grade_notebook
 from autograder.mutants import apply_to_notebook, load_mutants
 from autograder.plugin import _seed_of
-from autograder.public import load_public_checks, run_public_check
-from autograder.release import make_skeleton
+from autograder.public import run_public_check
 from autograder.session import LocalFactory, LocalNamespace
 from conftest import make_notebook
 
@@ -132,19 +131,6 @@ def test_a_sampler_without_the_trick_loses_the_gradient_points_only(tmp_path):
 
 
 # ---- public checks -------------------------------------------------------------------------------
-
-def test_public_checks_cover_the_api_and_fail_on_the_skeleton():
-    assert set(load_public_checks(ASSIGNMENT.directory)) == API
-    skeleton_ns: dict = {}
-    for cell in make_skeleton(MASTER).cells:
-        if cell.cell_type == "code" and not any(
-                marker in cell.source for marker in ("check(", "torch.manual_seed(0)",
-                                                     "show(X_test")):
-            exec(cell.source, skeleton_ns)
-    for name in sorted(API):
-        lines: list[str] = []
-        assert not run_public_check(name, skeleton_ns, "hw4_vae", printer=lines.append)
-        assert "not implemented yet" in "\n".join(lines), lines
 
 
 @pytest.mark.parametrize("mutant, check", [

@@ -24,8 +24,7 @@ from autograder.checks import norm_error
 from autograder.grade import grade_notebook
 from autograder.mutants import apply_to_notebook, load_mutants
 from autograder.plugin import _seed_of
-from autograder.public import load_public_checks, run_public_check
-from autograder.release import make_skeleton
+from autograder.public import run_public_check
 from autograder.session import LocalFactory, LocalNamespace
 from conftest import make_notebook
 
@@ -189,17 +188,6 @@ def test_trained_check_fails_gans_that_do_not_learn(name):
 API = ["sample_noise", "discriminator_loss", "generator_loss", "ls_discriminator_loss",
        "ls_generator_loss", "build_generator", "build_discriminator", "gan_step", "train_gan"]
 
-
-def test_public_checks_cover_the_api_and_fail_on_the_skeleton():
-    assert set(API) <= set(load_public_checks(ASSIGNMENT.directory))
-    skeleton_ns: dict = {}
-    for cell in make_skeleton(MASTER).cells:
-        if cell.cell_type == "code" and "def " in cell.source:
-            exec(cell.source.replace("from autograder import check", ""), skeleton_ns)
-    for name in API:
-        lines: list[str] = []
-        assert not run_public_check(name, skeleton_ns, "hw5_gan", printer=lines.append)
-        assert "not implemented yet" in "\n".join(lines), lines
 
 
 @pytest.mark.parametrize("mutant, check", [

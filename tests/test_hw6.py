@@ -19,7 +19,7 @@ from autograder.assignment import load_assignment, load_reference
 from autograder.data import disguise, load_digits_split
 from autograder.grade import grade_notebook
 from autograder.mutants import apply_to_notebook, load_mutants
-from autograder.public import load_public_checks, run_public_check
+from autograder.public import run_public_check
 from autograder.release import make_skeleton
 from autograder.session import LocalNamespace
 
@@ -111,14 +111,6 @@ def test_the_ridge_penalty_is_the_average_of_the_dropout_objective():
 
 
 # ---- public checks ------------------------------------------------------------------------------
-
-def test_public_checks_cover_the_api_and_fail_on_the_skeleton():
-    assert set(API) <= set(load_public_checks(ASSIGNMENT.directory))
-    namespace = definitions(make_skeleton(MASTER))
-    for name in API:
-        lines: list[str] = []
-        assert not run_public_check(name, namespace, "hw6_regularization", printer=lines.append)
-        assert "not implemented yet" in "\n".join(lines), lines
 
 
 @pytest.mark.parametrize("mutant, check", [
