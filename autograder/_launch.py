@@ -77,7 +77,8 @@ def confine_filesystem(cfg, notes):
     mount("tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=755")
     for path in cfg["allow"]:
         bind_into(root, path, notes)
-    bind_into(root, cfg["worker"], notes)
+    for script in cfg.get("worker_files") or [cfg["worker"]]:  # worker.py and its two modules
+        bind_into(root, script, notes)
     make_dirs(root, cfg["home"])
     make_dirs(root, "/tmp")
     populate_dev(root, cfg, notes)

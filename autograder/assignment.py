@@ -194,8 +194,8 @@ def load_assignment(name_or_path: str) -> Assignment:
 
 def definitions_only(source: str, filename: str, keep=None):
     """The reference's statements that ``definitions`` mode runs, by the same rule the worker
-    applies to students (``keep``: positions from ``worker.plan_definitions``)."""
-    from .worker import _keep_definition
+    applies to students (``keep``: positions from ``definitions.plan_definitions``)."""
+    from .definitions import _keep_definition
 
     tree = ast.parse(source, filename)
     tree.body = [stmt for position, stmt in enumerate(tree.body)
@@ -212,7 +212,7 @@ def load_reference(master: Path, module_name: str, nb=None, mode: str = "definit
     """Execute the master notebook in-process (trusted code) the way its assignment says:
     ``definitions`` keeps what definitions need, as for students; ``all`` runs every cell in
     order. A cell that fails raises MasterLoadError naming the cell."""
-    from .worker import plan_definitions
+    from .definitions import plan_definitions
 
     nb = nb if nb is not None else nbformat.read(master, as_version=4)
     module = types.ModuleType(module_name)

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import wire
+from .worker import WORKER_MODULES
 
 HERE = Path(__file__).resolve().parent
 SANDBOX_UID_BASE = 61000  # one uid per concurrent slot: RLIMIT_NPROC and kill(-1) are per uid
@@ -241,8 +242,9 @@ class Sandbox:
         become_subreaper()
         self.workdir = Path(tempfile.mkdtemp(prefix="dlgrade-"))
         self.workdir.chmod(0o755)
-        shutil.copy(HERE / "worker.py", self.workdir / "worker.py")
-        (self.workdir / "worker.py").chmod(0o644)
+        for name in WORKER_MODULES:
+            shutil.copy(HERE / name, self.workdir / name)
+            (self.workdir / name).chmod(0o644)
         self.home = self.workdir / "home"
         self.root = self.workdir / "root"  # mount point of the worker's allow-list root
         self.root.mkdir(mode=0o700)
@@ -258,6 +260,7 @@ class Sandbox:
         out_r, out_w = os.pipe()
         cfg = {
             "python": self.config.python, "worker": str(self.workdir / "worker.py"),
+            "worker_files": [str(self.workdir / name) for name in WORKER_MODULES],
             "home": str(self.home), "hide": self.config.hide, "root": str(self.root),
             "grader_pid": os.getpid(), "files": [[n, str(p)] for n, p in self.config.files],
             "allow": worker_view(self.config.python, self.config.allow),

@@ -211,7 +211,7 @@ class StudentSession:
                 return
 
     def _plan(self) -> dict:
-        """Which statements ``definitions`` mode runs (``worker.plan_definitions``), decided
+        """Which statements ``definitions`` mode runs (``definitions.plan_definitions``), decided
         in the worker, which parses the notebook (the grader never compiles student code).
         ``{}`` when the worker cannot say: each cell then runs its definitions only."""
         try:
@@ -445,7 +445,7 @@ class InProcessSession(StudentSession):
         import io
 
         from .wire import encode_request, read_message
-        from .worker import frame, read_request
+        from .codec import frame, read_request
 
         request = io.BytesIO(encode_request(op, params))
         reply, buffers = self.worker.handle(*read_request(request.read))

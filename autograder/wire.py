@@ -21,7 +21,7 @@ import struct
 import numpy as np
 
 from .values import RemoteRef, TensorValue
-from .worker import ALLOWED_DTYPES, HEADER_FMT, MAX_DEPTH, encode_tree, frame
+from .codec import ALLOWED_DTYPES, HEADER_FMT, MAX_DEPTH, encode_tree, frame
 
 MAX_HEADER_BYTES = 1 << 20
 MAX_NDIM = 8

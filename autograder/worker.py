@@ -1,277 +1,37 @@
 """The student worker: runs a notebook's code and answers the grader's calls.
 
 This file runs as a standalone script in an unprivileged process (``python -I worker.py``),
-so it imports nothing from the ``autograder`` package. The grader imports it only for the
-wire format; everything the worker sends is re-validated by ``autograder.wire``.
-
-Wire format, both directions: ``<u32 header length><JSON header><raw buffers>``. The header is
-``{"msg": tree, "buffers": [{"dtype": str, "shape": [...]}, ...]}``; arrays inside ``tree`` are
-``{"$nd": index}``. No pickle, ever.
+beside the two modules it needs (``codec``: the channel's framing; ``definitions``: what
+definitions mode runs), and imports nothing from the ``autograder`` package. Everything the
+worker sends is re-validated by ``autograder.wire``.
 """
 from __future__ import annotations
 
 import ast
 import builtins
-import collections
 import io
 import json
 import linecache
-import math
 import os
 import random
 import stat
-import struct
 import sys
 import traceback
 import types
 
-HEADER_FMT = "<I"
-MAX_HEADER = 1 << 20
-ALLOWED_DTYPES = {
-    "<f2", "<f4", "<f8", "|i1", "<i2", "<i4", "<i8", "|u1", "<u2", "<u4", "<u8", "|b1",
-}
-MAX_DEPTH = 32
+try:  # imported as autograder.worker (the grader), or run as a script beside them (the worker)
+    from .codec import (MAX_DEPTH, Unencodable, decode_tree, encode_tree, frame, read_exact,
+                        read_request)
+    from .definitions import _assigned_names, _keep_definition, _scope_names, plan_definitions
+except ImportError:  # `python -I worker.py`: its folder is not on the path; only for these two
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from codec import (MAX_DEPTH, Unencodable, decode_tree, encode_tree, frame, read_exact,
+                       read_request)
+    from definitions import _assigned_names, _keep_definition, _scope_names, plan_definitions
+    del sys.path[0]
 
-# -------------------------------------------------------------------------------------
-# Encoding (used on both sides; the grader's decoder in wire.py is the trust boundary)
-# -------------------------------------------------------------------------------------
-
-
-class Unencodable(Exception):
-    """Raised for values that cannot travel as plain data (the worker then sends a handle)."""
-
-
-def encode_tree(value, buffers: list, make_handle=None, depth: int = 0):
-    import numpy as np
-
-    if depth > MAX_DEPTH:
-        raise Unencodable("nesting too deep")
-    # Exact type checks: subclasses with lying dunder methods must not pass as plain data.
-    t = type(value)
-    if value is None or t is bool or t is str:
-        return value
-    if t is int:
-        if abs(value) < 2**53:
-            return value
-        return {"$bigint": str(value)}
-    if t is float:
-        if math.isfinite(value):
-            return value
-        return {"$float": repr(value)}
-    if t is np.ndarray or isinstance(value, np.generic):
-        arr = np.asarray(value)
-        if type(arr) is not np.ndarray:
-            raise Unencodable("ndarray subclass")
-        dtype = arr.dtype.newbyteorder("<") if arr.dtype.byteorder == ">" else arr.dtype
-        if dtype.str not in ALLOWED_DTYPES:
-            raise Unencodable(f"array dtype {arr.dtype}")
-        buffers.append(np.asarray(arr, dtype=dtype, order="C"))
-        return {"$nd": len(buffers) - 1}
-    if t is tuple or t is list:
-        items = [encode_tree(v, buffers, make_handle, depth + 1) for v in value]
-        return {"$tuple": items} if t is tuple else items
-    # state_dict() is an OrderedDict; a history built with defaultdict(list) is a dict too.
-    if t is dict or t is collections.OrderedDict or t is collections.defaultdict:
-        pairs = []
-        for k, v in value.items():
-            if type(k) not in (str, int):
-                raise Unencodable("dict key type")
-            pairs.append([k, encode_tree(v, buffers, make_handle, depth + 1)])
-        return {"$dict": pairs}
-    torch = sys.modules.get("torch")
-    if torch is not None and type(value) in (torch.Tensor, torch.nn.Parameter):
-        arr = value.detach().cpu().numpy()
-        if arr.dtype.str not in ALLOWED_DTYPES:
-            raise Unencodable(f"tensor dtype {value.dtype}")
-        buffers.append(np.asarray(arr, order="C"))
-        return {"$tensor": len(buffers) - 1, "requires_grad": bool(value.requires_grad),
-                "device": str(value.device)}
-    if make_handle is not None:
-        return make_handle(value)
-    raise Unencodable(f"type {t.__name__}")
-
-
-def frame(msg, buffers) -> bytes:
-    header = json.dumps({
-        "msg": msg,
-        "buffers": [{"dtype": b.dtype.str, "shape": list(b.shape)} for b in buffers],
-    }, allow_nan=False).encode()
-    parts = [struct.pack(HEADER_FMT, len(header)), header]
-    parts.extend(b.tobytes() for b in buffers)
-    return b"".join(parts)
-
-
-def read_exact(fd: int, n: int) -> bytes:
-    chunks, got = [], 0
-    while got < n:
-        chunk = os.read(fd, min(n - got, 1 << 20))
-        if not chunk:
-            raise EOFError("channel closed")
-        chunks.append(chunk)
-        got += len(chunk)
-    return b"".join(chunks)
-
-
-def decode_tree(node, arrays, resolve_handle=None):
-    """Trusting decoder, used only by the worker for the grader's requests."""
-    if isinstance(node, list):
-        return [decode_tree(v, arrays, resolve_handle) for v in node]
-    if isinstance(node, dict):
-        if "$nd" in node:
-            return arrays[node["$nd"]]
-        if "$tensor" in node:
-            import torch
-
-            t = torch.from_numpy(arrays[node["$tensor"]])
-            return t.to(node.get("device", "cpu")).requires_grad_(node.get("requires_grad", False))
-        if "$tuple" in node:
-            return tuple(decode_tree(v, arrays, resolve_handle) for v in node["$tuple"])
-        if "$dict" in node:
-            return {k: decode_tree(v, arrays, resolve_handle) for k, v in node["$dict"]}
-        if "$float" in node:
-            return float(node["$float"])
-        if "$bigint" in node:
-            return int(node["$bigint"])
-        if "$handle" in node:
-            return resolve_handle(node["$handle"])
-        raise ValueError(f"unknown node {sorted(node)}")
-    return node
-
-
-# -------------------------------------------------------------------------------------
-# Loading a notebook's code
-# -------------------------------------------------------------------------------------
-
-_FORBIDDEN_NODES = (ast.Call, ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp,
-                    ast.Await, ast.Yield, ast.YieldFrom, ast.NamedExpr)
-
-
-def _is_constant_expr(node) -> bool:
-    """A value computed without calling anything: literals, names, arithmetic, lambdas."""
-    stack = [node]
-    while stack:
-        n = stack.pop()
-        if isinstance(n, ast.Lambda):
-            continue  # a lambda's body runs only when called
-        if isinstance(n, _FORBIDDEN_NODES):
-            return False
-        stack.extend(ast.iter_child_nodes(n))
-    return True
-
-
-def _is_main_guard(node) -> bool:
-    test = node.test
-    return (isinstance(test, ast.Compare) and isinstance(test.left, ast.Name)
-            and test.left.id == "__name__")
-
-
-def _keep_definition(stmt) -> bool:
-    if isinstance(stmt, (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef,
-                         ast.ClassDef)):
-        return True
-    if isinstance(stmt, ast.Assign):
-        return _is_constant_expr(stmt.value)
-    if isinstance(stmt, ast.AnnAssign):
-        return stmt.value is None or _is_constant_expr(stmt.value)
-    if isinstance(stmt, ast.Try):
-        body = stmt.body + stmt.orelse + stmt.finalbody + [s for h in stmt.handlers for s in h.body]
-        return all(_keep_definition(s) or isinstance(s, ast.Pass) for s in body)
-    if isinstance(stmt, ast.If):
-        if _is_main_guard(stmt) or not _is_constant_expr(stmt.test):
-            return False
-        return all(_keep_definition(s) or isinstance(s, ast.Pass) for s in stmt.body + stmt.orelse)
-    return False
-
-
-def _reachable(stmt):
-    """A copy of ``stmt`` without the statements that follow a raise, return, break or
-    continue in the same block: a skeleton's ``raise NotImplementedError`` followed by
-    ``return loss, dx`` reads no global ``loss`` (which would pull in a training loop)."""
-    import copy
-
-    stmt = copy.deepcopy(stmt)
-    ends = (ast.Raise, ast.Return, ast.Break, ast.Continue)
-    for node in ast.walk(stmt):
-        for field in ("body", "orelse", "finalbody"):
-            block = getattr(node, field, None)
-            if isinstance(block, list):
-                end = next((i for i, s in enumerate(block) if isinstance(s, ends)), None)
-                if end is not None:
-                    del block[end + 1:]
-    return stmt
-
-
-def _scope_names(stmt) -> tuple[set, set]:
-    """The module-level names one top-level statement binds, and the module-level names it
-    reads: at once, or later, from inside the functions and classes it defines (their free
-    global names, not their locals)."""
-    import symtable
-
-    try:
-        table = symtable.symtable(ast.unparse(_reachable(stmt)), "<statement>", "exec")
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
-        return set(), set()
-    bound, used = set(), set()
-    for sym in table.get_symbols():
-        if sym.is_assigned() or sym.is_imported() or sym.is_namespace():
-            bound.add(sym.get_name())
-        if sym.is_referenced():
-            used.add(sym.get_name())
-    stack = list(table.get_children())
-    while stack:
-        scope = stack.pop()
-        stack.extend(scope.get_children())
-        for sym in scope.get_symbols():
-            if not sym.is_global():
-                continue
-            if sym.is_referenced():
-                used.add(sym.get_name())
-            if sym.is_declared_global() and sym.is_assigned():
-                bound.add(sym.get_name())
-    return bound, used
-
-
-def plan_definitions(cells) -> dict:
-    """Which top-level statements ``definitions`` mode runs: every definition (imports,
-    functions, classes, simple constants), and every other statement that binds a name
-    the kept code reads (``device = torch.device(...)``, ``bce = nn.BCELoss()``), transitively,
-    as the student's own kernel did. What nothing reads (training loops, plots, prints) is not
-    run. Returns {cell: sorted positions in the cell's body} for cells that parse."""
-    statements = []  # (cell, position, bound, used, kept)
-    for index, source in cells:
-        try:
-            tree = compile(source, f"cell[{index}]", "exec", ast.PyCF_ONLY_AST)
-        except (SyntaxError, ValueError, RecursionError, MemoryError, UnicodeError):
-            continue
-        for position, stmt in enumerate(tree.body):
-            bound, used = _scope_names(stmt)
-            runnable = not (isinstance(stmt, ast.If) and _is_main_guard(stmt))
-            statements.append([index, position, bound, used, _keep_definition(stmt), runnable])
-    needed = set()
-    for entry in statements:
-        if entry[4]:
-            needed |= entry[3]
-    grew = True
-    while grew:
-        grew = False
-        for entry in statements:
-            if not entry[4] and entry[5] and entry[2] & needed:
-                entry[4] = True
-                needed |= entry[3]
-                grew = True
-    plan: dict = {index: [] for index, _ in cells}
-    for index, position, _bound, _used, kept, _runnable in statements:
-        if kept:
-            plan[index].append(position)
-    return plan
-
-
-def _assigned_names(stmt) -> list[str]:
-    names = []
-    for node in ast.walk(stmt):
-        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
-            names.append(node.id)
-    return names
+# The modules the worker script imports from its own folder (the sandbox copies them there).
+WORKER_MODULES = ("worker.py", "codec.py", "definitions.py")
 
 
 class _IPythonStub:
@@ -710,20 +470,6 @@ class Worker:
             while view:
                 written = os.write(self.fd_out, view)
                 view = view[written:]
-
-
-def read_request(read) -> tuple[dict, list]:
-    """One framed request, read with ``read(n) -> bytes`` (the grader is trusted here)."""
-    import numpy as np
-
-    (hlen,) = struct.unpack(HEADER_FMT, read(4))
-    header = json.loads(read(hlen))
-    arrays = []
-    for spec in header["buffers"]:
-        dtype = np.dtype(spec["dtype"])
-        n = int(np.prod(spec["shape"], dtype=np.int64)) * dtype.itemsize
-        arrays.append(np.frombuffer(bytearray(read(n)), dtype=dtype).reshape(spec["shape"]))
-    return header, arrays
 
 
 def _one_line(exc) -> str:

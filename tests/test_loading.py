@@ -12,7 +12,7 @@ import nbformat
 from autograder.assignment import load_reference
 from autograder.sandbox import SandboxConfig
 from autograder.session import StudentNamespace, StudentSession
-from autograder.worker import plan_definitions
+from autograder.definitions import plan_definitions
 from corpus.harness import Expect, check, grade, graded_except
 from corpus.notebooks import variant, write
 

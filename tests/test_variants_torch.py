@@ -43,7 +43,7 @@ from autograder.assignment import load_assignment, load_reference
 from autograder.checks import assert_close
 from autograder.grade import grade_notebook
 from autograder.notebook import extract_code
-from autograder.worker import plan_definitions
+from autograder.definitions import plan_definitions
 from variants.build import build_notebook, describe, student_notebook, styles, stubs
 
 TORCH_ASSIGNMENTS = ("hw4_vae", "hw5_gan")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from autograder import wire
-from autograder.worker import encode_tree, frame
+from autograder.codec import encode_tree, frame
 
 
 def reader(data: bytes):

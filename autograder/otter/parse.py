@@ -477,7 +477,7 @@ def _choose_mode(master, questions: list[Question]) -> tuple[str, str]:
     """"definitions" when every notebook name the tests use is a function, class, import or
     constant (dlgrade's default: top-level training code is not run); else "all", as otter."""
     from ..notebook import top_level_statements
-    from ..worker import _keep_definition
+    from ..definitions import _keep_definition
 
     defined: set[str] = set()
     for stmt in top_level_statements(master):
