@@ -233,8 +233,9 @@ def test_what_cannot_be_converted_is_reported_line_by_line():
     assert not any("42" in c.source for c in conv.master.cells)
     assert [len(q.cases) for q in conv.questions] == [1, 0, 1]
     # Intercell seeding becomes code run before every cell.
-    assert conv.cell_prefix == ('__import__("numpy").random.seed(7); '
-                                '__import__("random").seed(7)')
+    # otter 7 seeds grading with a top-level seed only through its variable: none here
+    assert conv.cell_prefix == ""
+    assert any("seed without a `variable`" in n.what for n in conv.notes)
 
 
 @pytest.mark.parametrize("cells, message", [
@@ -319,7 +320,7 @@ def test_otter_calls_in_a_student_notebook_are_harmless(mode):
 
 EXCEPTION_MASTER = master_nb(
     new_raw_cell("# ASSIGNMENT CONFIG\ntests:\n  ok_format: false\n"
-                 "seed:\n  autograder_value: 42"),
+                 "generate:\n  seed: 42"),
     new_code_cell("import numpy as np"),
     *question("q1", "def square(x):\n    return x * x  # SOLUTION", [
         new_code_cell("def test_square(square):\n    assert square(3) == 9, 'square(3)'"),
@@ -634,7 +635,7 @@ def test_config_file_settings_are_read_and_the_notebook_wins(tmp_path):
     """otter's config_file: settings beside the master are used where the notebook sets none
     (requirements, the intercell seed here); a setting both give is the notebook's."""
     (tmp_path / "otter_config.yml").write_text(
-        "requirements:\n  - numpy>=1\nseed:\n  autograder_value: 5\nname: from-file\n")
+        "requirements:\n  - numpy>=1\ngenerate:\n  seed: 5\nname: from-file\n")
     nb = master_nb(new_raw_cell("# ASSIGNMENT CONFIG\nname: from-notebook\n"
                                 "config_file: otter_config.yml"),
                    *question("q", "def f():\n    return 1", [shown("f()", "1")]))
@@ -642,7 +643,7 @@ def test_config_file_settings_are_read_and_the_notebook_wins(tmp_path):
     assert conv.requirements == ["numpy>=1"]
     assert conv.cell_prefix.startswith('__import__("numpy").random.seed(5)')
     note = next(n for n in conv.notes if "config_file" in n.text)
-    assert note.converted and note.what.endswith("read: requirements, seed")
+    assert note.converted and note.what.endswith("read: generate, requirements")
     with pytest.raises(OtterImportError, match="does not exist beside the master"):
         convert(master_nb(new_raw_cell("# ASSIGNMENT CONFIG\nconfig_file: missing.yml"),
                           *question("q", "def f():\n    return 1", [shown("f()", "1")])),
@@ -740,3 +741,13 @@ def test_folders_imported_before_the_otter_package_still_grade(hello):
         (runtime.DoctestCase, runtime.FunctionCase, runtime.run_question)
     generated = next((hello / "tests").glob("test_*.py")).read_text()
     assert "from autograder.otter.runtime import" in generated
+
+
+def test_a_seed_without_its_variable_seeds_nothing_as_in_otter():
+    """otter 7 gives grading a top-level seed only with its `variable`; a seed without one
+    is reported and not applied, so seeded answers score as otter scores them."""
+    nb = master_nb(new_raw_cell("# ASSIGNMENT CONFIG\nseed:\n  autograder_value: 5"),
+                   *question("q", "def f():\n    return 1", [shown("f()", "1")]))
+    conv = convert(nb, "unseeded")
+    assert conv.cell_prefix == ""
+    assert [n.converted for n in conv.notes if "seed without a `variable`" in n.what] == [False]

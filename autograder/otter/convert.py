@@ -168,8 +168,17 @@ def convert(nb, name: str, *, mode: str = "auto", base_dir: Path | None = None) 
                               "question without test cases: nothing to grade"))
 
     seed = config.get("seed")
+    if isinstance(seed, dict) and not seed.get("variable"):
+        # otter 7 passes a top-level seed to grading only with its seed variable
+        # (otter/assign/__init__.py); without one, grading is not seeded by it.
+        line_no, line = _key_lines(config_lines, "seed")
+        notes.append(Note(f"cell {config_cell}, line {line_no}", line,
+                          "seed without a `variable`: otter 7 does not seed grading with it, "
+                          "so neither does dlgrade (use `generate: seed:` for intercell "
+                          "seeding)"))
+        seed = None
     if seed is None and isinstance(generate, dict):
-        seed = generate.get("seed")  # the older place of otter's intercell seed
+        seed = generate.get("seed")  # otter's intercell seed
     prefix, seed_variable = _seed_prefix(seed, notes, config_lines, config_cell)
     if seed_variable.get("student_value") is not None:
         pattern = re.compile(rf"^(\s*){re.escape(seed_variable['variable'])}\s*=\s*.*$")
