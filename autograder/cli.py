@@ -115,10 +115,19 @@ def cmd_batch(args) -> int:
 
     console = Console(stderr=True)
     try:
-        summary = run_batch(Path(args.submissions), args.assignment, Path(args.out),
-                            jobs=args.jobs, docker=args.docker, device=args.device,
-                            timeout=args.timeout, progress=not args.quiet, console=console,
-                            regrade=args.regrade)
+        if args.ray:
+            # Only here: the local batch never imports Ray.
+            from .ray_batch import run_ray_batch
+
+            summary = run_ray_batch(Path(args.submissions), args.assignment, Path(args.out),
+                                    address=args.ray, docker=args.docker, device=args.device,
+                                    timeout=args.timeout, progress=not args.quiet,
+                                    console=console, regrade=args.regrade)
+        else:
+            summary = run_batch(Path(args.submissions), args.assignment, Path(args.out),
+                                jobs=args.jobs, docker=args.docker, device=args.device,
+                                timeout=args.timeout, progress=not args.quiet, console=console,
+                                regrade=args.regrade)
     except (BatchError, AssignmentError) as exc:
         console.print(f"[red]error:[/] {_shown(str(exc))}")
         return 2
@@ -207,6 +216,9 @@ def main(argv=None) -> int:
     b.add_argument("--out", required=True, help="output folder (reuse it to resume)")
     b.add_argument("--jobs", "-j", type=int, default=1, help="submissions graded at once")
     b.add_argument("--docker", metavar="IMAGE", help="grade each submission in this image")
+    b.add_argument("--ray", metavar="ADDRESS", help="grade each submission as a task on this "
+                   "Ray cluster ('auto': the one `ray start` joined this machine to); needs "
+                   "pip install 'dlgrade[ray]' here and on the nodes; Ray's CPUs replace --jobs")
     b.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     b.add_argument("--timeout", type=float, help="wall-clock seconds per submission "
                    "(default: the assignment's budget plus a margin)")

@@ -16,8 +16,14 @@ submission, and the ratios issue 17 asks for (per-submission wall with one job o
 `dlgrade grade`'s, at most 1.2; the rate of two jobs over one, at least 1.8 on an idle
 2-core machine).
 
+With --ray (Ray installed: pip install 'dlgrade[ray]'), instead of the warm graders' figures
+and the kill/resume run: the same submissions graded locally (--local-jobs) and through
+`dlgrade batch --ray` on a local Ray cluster of 1 node, then of 2 nodes (--ray-cpus each, all
+on this machine at 127.0.0.1); grades.csv must be the local batch's; rates and ratios printed.
+
     python bench/bench_batch.py [--assignment hw1_backprop] [--count 40] [--copies 8]
                                 [--warm-only] [--keep DIR]
+    python bench/bench_batch.py --ray [--count 12] [--local-jobs 2] [--ray-cpus 2]
 """
 from __future__ import annotations
 
@@ -156,6 +162,50 @@ def warm_figures(assignment, copies: int, work: Path) -> None:
           f"load average now {os.getloadavg()[0]:.1f})")
 
 
+def ray_runs(subs: Path, assignment: str, work: Path, cpus: int, kinds: dict[str, str],
+             expected: dict[str, dict]) -> dict[int, float]:
+    """`dlgrade batch --ray` on a fresh local cluster of 1, then 2 nodes of ``cpus`` CPUs each
+    (all on this machine, 127.0.0.1); returns {nodes: wall seconds of the batch}. The cluster's
+    start is not timed; its first tasks' worker processes are."""
+    # Every node and the driver at 127.0.0.1 (Ray otherwise rewrites a loopback address into
+    # this machine's network address, which nodes bound to loopback do not answer).
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+    import ray
+    import ray._private.ray_constants as constants
+    from ray.cluster_utils import Cluster
+
+    from autograder.ray_batch import run_ray_batch
+
+    constants.ENABLE_RAY_CLUSTER = False
+
+    node = {"node_ip_address": "127.0.0.1", "num_cpus": cpus, "object_store_memory": 128 << 20,
+            "include_dashboard": False}
+    walls = {}
+    for nodes in (1, 2):
+        t0 = time.perf_counter()
+        cluster = Cluster(initialize_head=True, connect=False, head_node_args=node)
+        try:
+            for _ in range(nodes - 1):
+                cluster.add_node(**node)
+            cluster.wait_for_nodes()
+            ray.init(address=cluster.address, log_to_driver=False, logging_level="error")
+            print(f"ray, {nodes} node(s) of {cpus} CPUs: cluster up in "
+                  f"{time.perf_counter() - t0:.1f} s")
+            out = work / f"out-ray{nodes}"
+            start = time.perf_counter()
+            summary = run_ray_batch(subs, assignment, out, progress=sys.stderr.isatty(),
+                                    staging=str(work / "ray-staging"))
+            walls[nodes] = time.perf_counter() - start
+            assert summary.grader_errors == 0, f"{summary.grader_errors} grader errors in {out}"
+        finally:
+            ray.shutdown()
+            cluster.shutdown()
+        rows = read_rows(out / "grades.csv")
+        check_csv(rows, kinds)
+        assert rows == expected, f"the Ray batch on {nodes} node(s) disagrees with the local one"
+    return walls
+
+
 def kill_and_resume(subs: Path, assignment: str, out: Path, total: int) -> tuple[int, int]:
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     proc = subprocess.Popen([sys.executable, "-m", "autograder.cli", "batch", str(subs), "-a",
@@ -184,32 +234,54 @@ def main():
                         help="copies of the master for the warm graders' figures")
     parser.add_argument("--warm-only", action="store_true",
                         help="only the warm graders' figures")
+    parser.add_argument("--ray", action="store_true", help="the local batch beside a local Ray "
+                        "cluster of 1 and of 2 nodes (no warm figures, no kill/resume run)")
+    parser.add_argument("--ray-cpus", type=int, default=os.cpu_count() or 2,
+                        help="Ray CPUs per node (default: this machine's cores)")
+    parser.add_argument("--local-jobs", default="1,2",
+                        help="the local runs' --jobs, comma-separated (default 1,2)")
     args = parser.parse_args()
     assignment = load_assignment(args.assignment)
     work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="dlgrade-bench-"))
     try:
-        warm_figures(assignment, args.copies, work)
+        if not args.ray:
+            warm_figures(assignment, args.copies, work)
         if args.warm_only:
             return
         kinds = generate(assignment, args.count, work / "submissions")
         counts = {k: list(kinds.values()).count(k) for k in ("correct", "mutant", "broken")}
         print(f"{args.count} submissions of {assignment.name}: {counts}")
         walls = {}
-        for jobs in (1, 2):
+        job_counts = [int(j) for j in args.local_jobs.split(",")]
+        for jobs in job_counts:
             walls[jobs] = timed_batch(work / "submissions", args.assignment,
                                       work / f"out-j{jobs}", jobs)
             rows = read_rows(work / f"out-j{jobs}" / "grades.csv")
             check_csv(rows, kinds)
             print(f"--jobs {jobs}: {walls[jobs]:6.1f} s, "
                   f"{60 * args.count / walls[jobs]:5.1f} submissions/min")
-        first, second = (read_rows(work / f"out-j{j}" / "grades.csv") for j in (1, 2))
-        assert first == second, "--jobs 1 and --jobs 2 disagree"
-        print(f"speed-up of 2 jobs over 1: {walls[1] / walls[2]:.2f}x "
-              f"(on {os.cpu_count()} cores; load average now "
-              f"{os.getloadavg()[0]:.1f})")
+        first, *others = (read_rows(work / f"out-j{j}" / "grades.csv") for j in job_counts)
+        assert all(other == first for other in others), "the local runs disagree"
+        if 1 in walls and 2 in walls:
+            print(f"speed-up of 2 jobs over 1: {walls[1] / walls[2]:.2f}x "
+                  f"(on {os.cpu_count()} cores; load average now "
+                  f"{os.getloadavg()[0]:.1f})")
         print("grades.csv: correct = full marks, every mutant and broken one below; "
-              "both runs identical")
-        if not args.no_resume:
+              "all runs identical")
+        if args.ray:
+            ray_walls = ray_runs(work / "submissions", args.assignment, work, args.ray_cpus,
+                                 kinds, first)
+            for nodes, wall in ray_walls.items():
+                # Beside the local run with as many jobs as the cluster has CPUs, or the most.
+                jobs = nodes * args.ray_cpus if nodes * args.ray_cpus in walls else max(walls)
+                print(f"--ray, {nodes} node(s) x {args.ray_cpus} CPU(s): {wall:6.1f} s, "
+                      f"{60 * args.count / wall:5.1f} submissions/min, "
+                      f"{walls[jobs] / wall:.2f}x the rate of local --jobs {jobs} "
+                      f"({walls[jobs]:.1f} s)")
+            print(f"2 nodes over 1: {ray_walls[1] / ray_walls[2]:.2f}x (every node shares this "
+                  f"machine's {os.cpu_count()} cores; load average now "
+                  f"{os.getloadavg()[0]:.1f}); grades.csv identical to the local batch's")
+        if not args.no_resume and not args.ray:
             done, graded = kill_and_resume(work / "submissions", args.assignment,
                                            work / "out-resume", args.count)
             assert read_rows(work / "out-resume" / "grades.csv") == first

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import shutil
 import os
 import stat
 import subprocess
@@ -137,6 +138,7 @@ def test_toml_written_back_reads_the_same():
 # Node death is noticed within a few seconds, not Ray's default half minute.
 FAST_FAILURE = {"health_check_initial_delay_ms": 0, "health_check_period_ms": 500,
                 "health_check_failure_threshold": 4}
+LOOPBACK_ONLY = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"  # "0": this machine's loopback only
 NODE = {"node_ip_address": "127.0.0.1", "object_store_memory": 96 << 20,
         "include_dashboard": False}
 
@@ -145,9 +147,18 @@ NODE = {"node_ip_address": "127.0.0.1", "object_store_memory": 96 << 20,
 def cluster():
     if not HAVE_RAY:
         pytest.skip("Ray is not installed (pip install 'dlgrade[ray]')")
+    # Every node at 127.0.0.1, and the driver too: Ray otherwise rewrites a loopback address
+    # into this machine's network address (ray.init) and cannot reach nodes bound to loopback.
+    saved = os.environ.get(LOOPBACK_ONLY)
+    os.environ[LOOPBACK_ONLY] = "0"
     import ray
+    import ray._private.ray_constants as constants
     from ray.cluster_utils import Cluster
 
+    enabled, constants.ENABLE_RAY_CLUSTER = constants.ENABLE_RAY_CLUSTER, False
+    # Ray keeps each cluster's session under /tmp/ray: ours are removed after, others' kept.
+    sessions = Path("/tmp/ray")
+    before = set(sessions.glob("session_*"))
     started = Cluster(initialize_head=True, connect=False,
                       head_node_args={**NODE, "num_cpus": 1, "_system_config": FAST_FAILURE})
     try:
@@ -156,6 +167,14 @@ def cluster():
     finally:
         ray.shutdown()
         started.shutdown()
+        for session in set(sessions.glob("session_*")) - before:
+            if not session.is_symlink():
+                shutil.rmtree(session, ignore_errors=True)
+        constants.ENABLE_RAY_CLUSTER = enabled
+        if saved is None:
+            os.environ.pop(LOOPBACK_ONLY, None)
+        else:
+            os.environ[LOOPBACK_ONLY] = saved
 
 
 def read_rows(path: Path) -> list[dict]:
@@ -242,3 +261,53 @@ def test_ray_batch_regrades_a_changed_notebook_only(cluster, tmp_path, capsys):
     assert "1 grade changed" in printed
     assert (out / "grades-diff.csv").read_text().splitlines()[1] == \
         "bob,,6,8,8,8,notebook changed"
+
+
+@needs_ray
+def test_student_code_on_a_node_reaches_neither_the_staging_nor_ray(cluster, tmp_path):
+    """The staged hidden tests and master, classmates' notebooks on the node, Ray's session
+    folder (its sockets) and the cluster's port: nothing exists or answers for the worker."""
+    staging = tmp_path / "staging"
+    host, port = cluster.address.rsplit(":", 1)
+    places = [str(staging), "/tmp/ray", str(TINY), str(tmp_path)]
+    spy = f'''def relu_forward(x):
+    import glob, os, socket
+    seen = []
+    for path in {places!r} + glob.glob({str(staging)!r} + "/*/*/*/*/*"):
+        if os.path.exists(path):
+            seen.append("EXISTS " + path)
+    for address in [({host!r}, {int(port)})]:
+        s = socket.socket()
+        s.settimeout(1)
+        try:
+            s.connect(address)
+            seen.append("CONNECTED %s:%d" % address)
+        except OSError:
+            pass
+        finally:
+            s.close()
+    print("SPY", seen)
+    return np.maximum(0, x), x'''
+    # The spy works: run here, outside any sandbox, it sees them and reaches Ray.
+    import contextlib
+    import io
+
+    import numpy as np
+
+    here, printed = {"np": np}, io.StringIO()
+    exec(spy, here)  # noqa: S102 - our own test code
+    with contextlib.redirect_stdout(printed):
+        here["relu_forward"](np.zeros(2))
+    assert f"EXISTS {TINY}" in printed.getvalue()
+    assert f"CONNECTED {cluster.address}" in printed.getvalue()
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    write(variant(relu_forward=spy), subs / "spy.ipynb")
+    write(master_notebook(), subs / "victim.ipynb")
+    out = tmp_path / "out"
+    summary = ray_batch.run_ray_batch(subs, str(TINY), out, staging=str(staging),
+                                      progress=False)
+    assert (summary.graded, summary.grader_errors) == (2, 0)
+    results = json.loads((out / "students" / "spy" / "results.json").read_text())
+    assert results["score"] == 8 and "SPY []" in results["output"], results["output"]
+    assert "SPY [" + "'" not in results["output"]
