@@ -9,8 +9,6 @@ student's in exactly the places where the student's output differs from the refe
 from __future__ import annotations
 
 import copy
-import random
-import sys
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -18,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .bounded import DEFAULT_MEMORY_BYTES, run_bounded
+from .calling import grad_call, seed_everything
 from .checks import norm_error, rel_error
 from .values import RemoteRef, TensorValue
 
@@ -242,23 +241,6 @@ def same(a, b) -> bool:
     return a == b
 
 
-def local_grad_call(fn, args, kwargs, upstream=None, output_index=None):
-    """The worker's ``grad_call`` in-process: ``(out, grads of the tensor arguments)``."""
-    import torch
-
-    out = fn(*args, **kwargs)
-    selected = out[output_index] if output_index is not None else out
-    if upstream is not None:
-        upstream = torch.as_tensor(upstream, dtype=selected.dtype, device=selected.device)
-        objective = (selected * upstream).sum()
-    else:
-        objective = selected
-    if objective.requires_grad:
-        objective.backward()
-    grads = [a.grad if isinstance(a, torch.Tensor) and a.requires_grad else None for a in args]
-    return out, grads
-
-
 def _resolve(obj, path):
     for attr in path:
         obj = getattr(obj, attr)
@@ -282,7 +264,7 @@ def replay(module, record: CallRecord):
     fn = getattr(module, record.name)
     args, kwargs = copy.deepcopy(record.args), copy.deepcopy(record.kwargs)
     if record.kind == "grad_call":
-        return local_grad_call(fn, args, kwargs, **record.extra)
+        return grad_call(fn, args, kwargs, **record.extra)
     out = fn(*args, **kwargs)
     if record.kind == "call_returning_args":
         return (out, list(args), kwargs)
@@ -294,11 +276,7 @@ def _seeded_replay(module, record: CallRecord, seed: int = 0):
     state the worker was seeded with at the start of the test, so that the replay of a test's
     first random call (or of an object's lineage from its creation) draws what the student's
     code drew."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch = sys.modules.get("torch")  # only where tests use it: importing costs a second
-    if torch is not None:
-        torch.manual_seed(seed)
+    seed_everything(seed)
     return replay(module, record)
 
 

@@ -7,7 +7,6 @@ Fixtures: ``student``, ``reference``, ``rng``, ``partial``, ``digits``, ``device
 """
 from __future__ import annotations
 
-import random
 import re
 import sys
 import time
@@ -18,6 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pytest
 
+from .calling import seed_everything
 from .checks import CheckFailure, observe
 from .diagnose import CallLog, mistake_message
 from .session import (LocalFactory, StudentCodeError, StudentCrash, StudentNamespace,
@@ -231,11 +231,9 @@ class GradingPlugin:
     # ---- running ----------------------------------------------------------------------------
     def pytest_runtest_setup(self, item):
         seed = _seed_of(item.nodeid) + self.seed_offset
-        np.random.seed(seed % 2**32)
-        random.seed(seed)
+        seed_everything(seed)
         torch = sys.modules.get("torch")  # only if a test module uses it: importing costs ~1 s
         if torch is not None:
-            torch.manual_seed(seed)
             torch.set_num_threads(1)
         item._dlgrade_start = time.monotonic()
         measures = self.measures.setdefault(item.nodeid, [])

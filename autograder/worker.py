@@ -1,8 +1,9 @@
 """The student worker: runs a notebook's code and answers the grader's calls.
 
 This file runs as a standalone script in an unprivileged process (``python -I worker.py``),
-beside the two modules it needs (``codec``: the channel's framing; ``definitions``: what
-definitions mode runs), and imports nothing from the ``autograder`` package. Everything the
+beside the modules it needs (``codec``: the channel's framing; ``definitions``: what
+definitions mode runs; ``calling``: seeding and calls with backpropagation, as the grader's
+replays make them), and imports nothing else from the ``autograder`` package. Everything the
 worker sends is re-validated by ``autograder.wire``.
 """
 from __future__ import annotations
@@ -13,25 +14,26 @@ import io
 import json
 import linecache
 import os
-import random
 import stat
 import sys
 import traceback
 import types
 
 try:  # imported as autograder.worker (the grader), or run as a script beside them (the worker)
+    from .calling import grad_call, seed_everything
     from .codec import (MAX_DEPTH, Unencodable, decode_tree, encode_tree, frame, read_exact,
                         read_request)
     from .definitions import _assigned_names, _keep_definition, _scope_names, plan_definitions
-except ImportError:  # `python -I worker.py`: its folder is not on the path; only for these two
+except ImportError:  # `python -I worker.py`: its folder is not on the path; only for these
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from calling import grad_call, seed_everything
     from codec import (MAX_DEPTH, Unencodable, decode_tree, encode_tree, frame, read_exact,
                        read_request)
     from definitions import _assigned_names, _keep_definition, _scope_names, plan_definitions
     del sys.path[0]
 
 # The modules the worker script imports from its own folder (the sandbox copies them there).
-WORKER_MODULES = ("worker.py", "codec.py", "definitions.py")
+WORKER_MODULES = ("worker.py", "calling.py", "codec.py", "definitions.py")
 
 
 class _IPythonStub:
@@ -305,27 +307,9 @@ class Worker:
         return result
 
     def op_grad_call(self, target, args, kwargs, upstream=None, output_index=None):
-        """Call a torch function and backpropagate ``sum(out * upstream)`` (or a scalar out).
-
-        Returns ``(out, grads)`` with one entry per positional argument: the gradient of each
-        tensor argument that requires grad, else None. The grader compares both itself.
-        """
-        import torch
-
-        fn = self._target(target)
-        out = fn(*args, **kwargs)
-        selected = out[output_index] if output_index is not None else out
-        if type(selected) is not torch.Tensor:
-            raise TypeError(f"expected a torch.Tensor output, got {type(selected).__name__}")
-        if upstream is not None:
-            upstream = torch.as_tensor(upstream, dtype=selected.dtype, device=selected.device)
-            objective = (selected * upstream).sum()
-        else:
-            objective = selected
-        if objective.requires_grad:
-            objective.backward()
-        grads = [a.grad if type(a) is torch.Tensor and a.requires_grad else None for a in args]
-        return (out, grads)
+        """``calling.grad_call`` on a torch function of the notebook: (out, grads), compared by
+        the grader itself."""
+        return grad_call(self._target(target), args, kwargs, upstream, output_index)
 
     def op_get(self, target):
         return self._target(target)
@@ -362,19 +346,7 @@ class Worker:
         self._target(target)[key] = value
 
     def op_seed(self, seed):
-        random.seed(seed)
-        try:
-            import numpy as np
-
-            np.random.seed(seed % 2**32)
-        except ImportError:
-            pass
-        torch = sys.modules.get("torch")
-        if torch is not None:
-            torch.manual_seed(seed)
-            if self.device == "cuda":
-                torch.use_deterministic_algorithms(True, warn_only=True)
-                torch.backends.cudnn.benchmark = False
+        seed_everything(seed, self.device)
 
     def op_exec_cell(self, source, filename="<test cell>"):
         """Run a converted otter test cell (instructor code) here, in the student's namespace.
