@@ -339,13 +339,140 @@ def remove_canaries(canaries) -> None:
         Path(canary).unlink(missing_ok=True)
 
 
+class BatchBooks:
+    """What every batch runner (here, and ``ray_batch``) does around the grading itself, so
+    both keep the same files: which submissions need grading (their status.json is not
+    current; one without a notebook gets its 0 at once), each one's folder before it is
+    graded and its status.json after, and grades.csv and grades-diff.csv at the end."""
+
+    def __init__(self, assignment, source: Path, out: Path, *, regrade: bool,
+                 timeout: float | None, console):
+        self.assignment, self.regrade = assignment, regrade
+        self.out = Path(out).resolve()
+        make_private(self.out)
+        self.source = Path(source).resolve()
+        self.subs, refused = discover(self.source, self.out)
+        self.summary = BatchSummary(total=len(self.subs), refused=refused)
+        for line in refused:
+            console.print(f"[yellow]refused zip entry[/] {_console_text(line)}", markup=True,
+                          highlight=False)
+        self.fingerprint = assignment_fingerprint(assignment)
+        load_budget = (assignment.total_load_time_limit or 3 * assignment.load_time_limit) \
+            + assignment.load_time_limit  # the last cell started may run its own limit on top
+        self.limit = timeout or (assignment.total_time_limit + load_budget + 120)
+        self.title = f"{assignment.title or assignment.name}: feedback"
+        self.changes: list[_Change] = []
+        self.todo: deque = deque(self._to_grade())
+
+    def _to_grade(self):
+        """(sub, student_dir, digest, subtitle, previous) of each submission to grade."""
+        for sub in self.subs:
+            student_dir = self.out / "students" / sub.id
+            subtitle = " ".join(x for x in (sub.label, _people(sub)) if x)
+            digest = "" if sub.notebook is None else sha256_of(sub.notebook)
+            if not self.regrade and is_done(student_dir, digest, self.fingerprint):
+                self.summary.skipped += 1
+                continue
+            # Read before anything is overwritten: the old total goes to grades-diff.csv.
+            previous = previous_grade(student_dir)
+            if sub.notebook is None:
+                # Nothing to run: the student's 0 and the reason, written at once.
+                results = _error_results(sub.problem)
+                _write_json(student_dir / "results.json", results)
+                write_page(student_dir, results, {}, self.title, subtitle)
+                _write_json(student_dir / "status.json",
+                            {"state": "done", "sha256": "",
+                             "assignment_fingerprint": self.fingerprint, "notebook": None,
+                             "problem": sub.problem_kind, "seconds": 0.0})
+                (student_dir / PREVIOUS).unlink(missing_ok=True)
+                self._compare(sub, previous, digest, results)
+                self.summary.graded += 1
+                continue
+            yield sub, student_dir, digest, subtitle, previous
+
+    def _compare(self, sub: Submission, previous: dict | None, digest: str, results) -> None:
+        new = _grade_of(results)
+        if previous is not None and new is not None:
+            self.changes.append(_Change(sub, previous, new, _reason(
+                previous, digest, self.fingerprint, self.regrade)))
+
+    def prepare(self, student_dir: Path, digest: str, previous: dict | None) -> None:
+        """The submission's folder before it is graded."""
+        student_dir.mkdir(parents=True, exist_ok=True)
+        if previous is not None:
+            # Kept until the new grade is in: a run killed meanwhile still knows the old one.
+            _write_json(student_dir / PREVIOUS, {
+                **previous, "reason": _reason(previous, digest, self.fingerprint,
+                                              self.regrade)})
+        (student_dir / "status.json").unlink(missing_ok=True)
+        (student_dir / OPERATOR_NOTES).unlink(missing_ok=True)
+        (student_dir / "results.json").unlink(missing_ok=True)  # a stale one is no answer
+
+    def record(self, sub: Submission, student_dir: Path, digest: str, previous: dict | None,
+               *, code: int | None, results, timed_out: bool, seconds: float, notes,
+               failure: str = "", where: dict | None = None) -> str:
+        """The grading's outcome into status.json (written last) and the summary: done, or a
+        grader error (the run failed: ``failure``, ran out of time, or left no valid result)
+        retried by the next run; returns the progress line."""
+        state = "done" if code == 0 and isinstance(results, dict) else "grader_error"
+        message = failure
+        if message:
+            pass
+        elif timed_out:
+            message = (f"grading did not finish within {self.limit:g} s and was stopped; it "
+                       "will be retried when the batch runs again")
+        elif not isinstance(results, dict) or code not in (0, 3):
+            message = (f"the grading process ended with exit code {code} (see "
+                       f"{student_dir / 'log.txt'}); it will be retried when the batch runs "
+                       "again")
+        if message:
+            results = _error_results(message, grader=True)
+            _write_json(student_dir / "results.json", results)
+        _write_json(student_dir / "status.json",
+                    {"state": state, "sha256": digest,
+                     "assignment_fingerprint": self.fingerprint,
+                     "notebook": str(sub.notebook), "exit_code": code, **(where or {}),
+                     "seconds": seconds,
+                     "operator_notes": notes if isinstance(notes, list) else []})
+        (student_dir / OPERATOR_NOTES).unlink(missing_ok=True)
+        name = _console_text(sub.id)
+        if state == "done":
+            (student_dir / PREVIOUS).unlink(missing_ok=True)
+            self._compare(sub, previous, digest, results)
+            self.summary.graded += 1
+            return f"{name}: {float(results.get('score', 0)):g}"
+        self.summary.grader_errors += 1  # previous.json stays: the retry compares with it
+        return f"{name}: grader error"
+
+    def close(self, started: float) -> BatchSummary:
+        """grades.csv, and grades-diff.csv where a grade was redone; the summary."""
+        summary = self.summary
+        summary.csv = write_grades_csv(self.out, self.subs)
+        if self.changes:
+            # In the order of grades.csv, not the order in which the graders finished.
+            position = {sub.id: i for i, sub in enumerate(self.subs)}
+            self.changes.sort(key=lambda c: position[c.sub.id])
+            summary.diff_csv = write_diff_csv(self.out, self.changes)
+            summary.regraded = len(self.changes)
+            summary.changed = sum(c.changed for c in self.changes)
+        summary.seconds = time.monotonic() - started
+        return summary
+
+
+def progress_columns() -> list:
+    from rich.progress import (BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn,
+                               TimeRemainingColumn)
+
+    return [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TimeElapsedColumn(), TimeRemainingColumn()]
+
+
 def run_batch(source: Path, assignment_name: str, out: Path, *, jobs: int = 1,
               docker: str | None = None, device: str = "cpu", timeout: float | None = None,
               progress: bool = True, console=None, regrade: bool = False) -> BatchSummary:
     """Grade what is not graded yet (``regrade``: everything); see the module's docstring."""
     from rich.console import Console
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                               TimeElapsedColumn, TimeRemainingColumn)
+    from rich.progress import Progress
 
     from .assignment import load_assignment
 
@@ -360,52 +487,11 @@ def run_batch(source: Path, assignment_name: str, out: Path, *, jobs: int = 1,
         except ImportError as exc:
             raise BatchError(f"--docker needs autograder/containers.py, which is not available "
                              f"in this installation ({exc})") from None
-    out = Path(out).resolve()
-    make_private(out)
-    source = Path(source).resolve()
-    subs, refused = discover(source, out)
-    summary = BatchSummary(total=len(subs), refused=refused)
-    for line in refused:
-        console.print(f"[yellow]refused zip entry[/] {_console_text(line)}", markup=True,
-                      highlight=False)
-    fingerprint = assignment_fingerprint(assignment)
-    load_budget = (assignment.total_load_time_limit or 3 * assignment.load_time_limit) \
-        + assignment.load_time_limit  # the last cell started may run its own limit on top
-    limit = timeout or (assignment.total_time_limit + load_budget + 120)
-    title = f"{assignment.title or assignment.name}: feedback"
+    books = BatchBooks(assignment, source, out, regrade=regrade, timeout=timeout,
+                       console=console)
+    out, source, subs, todo, limit = books.out, books.source, books.subs, books.todo, books.limit
     # A classmate's files and every output, once there are classmates (see check_confinement).
     confidential = [out] + ([source] if source.is_dir() else []) if len(subs) > 1 else []
-    changes: list[_Change] = []
-
-    def compare(sub: Submission, previous: dict | None, digest: str, results) -> None:
-        new = _grade_of(results)
-        if previous is not None and new is not None:
-            changes.append(_Change(sub, previous, new, _reason(previous, digest, fingerprint,
-                                                               regrade)))
-
-    todo: deque = deque()
-    for sub in subs:
-        student_dir = out / "students" / sub.id
-        subtitle = " ".join(x for x in (sub.label, _people(sub)) if x)
-        digest = "" if sub.notebook is None else sha256_of(sub.notebook)
-        if not regrade and is_done(student_dir, digest, fingerprint):
-            summary.skipped += 1
-            continue
-        # Read before anything is overwritten: the old total goes to grades-diff.csv.
-        previous = previous_grade(student_dir)
-        if sub.notebook is None:
-            # Nothing to run: the student's 0 and the reason, written at once.
-            results = _error_results(sub.problem)
-            _write_json(student_dir / "results.json", results)
-            write_page(student_dir, results, {}, title, subtitle)
-            _write_json(student_dir / "status.json",
-                        {"state": "done", "sha256": "", "assignment_fingerprint": fingerprint,
-                         "notebook": None, "problem": sub.problem_kind, "seconds": 0.0})
-            (student_dir / PREVIOUS).unlink(missing_ok=True)
-            compare(sub, previous, digest, results)
-            summary.graded += 1
-            continue
-        todo.append((sub, student_dir, digest, subtitle, previous))
 
     env = dict(os.environ)
     package_parent = str(Path(__file__).resolve().parent.parent)
@@ -433,22 +519,15 @@ def run_batch(source: Path, assignment_name: str, out: Path, *, jobs: int = 1,
             raise
 
     def start(sub, student_dir, digest, subtitle, previous) -> _Job:
-        student_dir.mkdir(parents=True, exist_ok=True)
-        if previous is not None:
-            # Kept until the new grade is in: a run killed meanwhile still knows the old one.
-            _write_json(student_dir / PREVIOUS, {
-                **previous, "reason": _reason(previous, digest, fingerprint, regrade)})
-        (student_dir / "status.json").unlink(missing_ok=True)
-        (student_dir / OPERATOR_NOTES).unlink(missing_ok=True)
-        (student_dir / "results.json").unlink(missing_ok=True)  # a stale one is no answer
+        books.prepare(student_dir, digest, previous)
         if docker:
-            cmd = one_command(assignment, sub, student_dir, device=device, title=title,
+            cmd = one_command(assignment, sub, student_dir, device=device, title=books.title,
                               subtitle=subtitle, limit=limit, confidential=confidential,
                               docker=docker)
             return _Job(sub, student_dir, digest, previous, _OneShot(cmd, env, student_dir))
         grader = idle.pop() if idle else _WarmGrader(warm_cmd, env, out, out / "graders.log")
-        grader.begin({"notebook": str(sub.notebook), "out": str(student_dir), "title": title,
-                      "subtitle": subtitle})
+        grader.begin({"notebook": str(sub.notebook), "out": str(student_dir),
+                      "title": books.title, "subtitle": subtitle})
         return _Job(sub, student_dir, digest, previous, grader)
 
     def finish(job: _Job, timed_out: bool, code: int | None) -> str:
@@ -456,41 +535,15 @@ def run_batch(source: Path, assignment_name: str, out: Path, *, jobs: int = 1,
             idle.append(job.grader)
         else:
             job.grader.stop()
-        results = _read_json(job.dir / "results.json")
-        state = "done" if code == 0 and isinstance(results, dict) else "grader_error"
-        if timed_out:
-            message = (f"grading did not finish within {limit:g} s and was stopped; it will be "
-                       "retried when the batch runs again")
-        elif not isinstance(results, dict) or code not in (0, 3):
-            message = (f"the grading process ended with exit code {code} (see "
-                       f"{job.dir / 'log.txt'}); it will be retried when the batch runs again")
-        else:
-            message = ""
-        if message:
-            results = _error_results(message, grader=True)
-            _write_json(job.dir / "results.json", results)
-        notes = _read_json(job.dir / OPERATOR_NOTES)
-        _write_json(job.dir / "status.json",
-                    {"state": state, "sha256": job.digest, "assignment_fingerprint": fingerprint,
-                     "notebook": str(job.sub.notebook), "exit_code": code,
-                     "grader_pid": job.grader.proc.pid,
-                     "seconds": round(time.monotonic() - job.start, 3),
-                     "operator_notes": notes if isinstance(notes, list) else []})
-        (job.dir / OPERATOR_NOTES).unlink(missing_ok=True)
-        name = _console_text(job.sub.id)
-        if state == "done":
-            (job.dir / PREVIOUS).unlink(missing_ok=True)
-            compare(job.sub, job.previous, job.digest, results)
-            summary.graded += 1
-            return f"{name}: {float(results.get('score', 0)):g}"
-        summary.grader_errors += 1  # previous.json stays: the retry compares with it
-        return f"{name}: grader error"
+        return books.record(job.sub, job.dir, job.digest, job.previous, code=code,
+                            results=_read_json(job.dir / "results.json"), timed_out=timed_out,
+                            seconds=round(time.monotonic() - job.start, 3),
+                            notes=_read_json(job.dir / OPERATOR_NOTES),
+                            where={"grader_pid": job.grader.proc.pid})
 
     running: list[_Job] = []
-    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TimeElapsedColumn(), TimeRemainingColumn()]
     try:
-        with Progress(*columns, console=console, disable=not progress) as bar:
+        with Progress(*progress_columns(), console=console, disable=not progress) as bar:
             task = bar.add_task(f"grading {_console_text(assignment.name)}", total=len(todo))
             while todo or running:
                 while todo and len(running) < max(1, jobs):
@@ -512,15 +565,7 @@ def run_batch(source: Path, assignment_name: str, out: Path, *, jobs: int = 1,
         for grader in idle:
             grader.stop()
         remove_canaries(canaries)
-        summary.csv = write_grades_csv(out, subs)
-        if changes:
-            # In the order of grades.csv, not the order in which the graders finished.
-            position = {sub.id: i for i, sub in enumerate(subs)}
-            changes.sort(key=lambda c: position[c.sub.id])
-            summary.diff_csv = write_diff_csv(out, changes)
-            summary.regraded = len(changes)
-            summary.changed = sum(c.changed for c in changes)
-        summary.seconds = time.monotonic() - started
+        summary = books.close(started)
     return summary
 
 

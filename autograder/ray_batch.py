@@ -43,19 +43,15 @@ import stat
 import tempfile
 import time
 import tomllib
-from collections import deque
 from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
 
-from .batch import (MAX_SERVED, BatchSummary, _console_text, _OneShot, _WarmGrader,
-                    one_command, serve_command)
+from .batch import (MAX_SERVED, BatchBooks, BatchSummary, _console_text, _OneShot, _WarmGrader,
+                    one_command, progress_columns, serve_command)
 from .confinement import place_canary, preflight
-from .grades_table import _Change, _people, write_diff_csv, write_grades_csv
-from .student_state import (OPERATOR_NOTES, PREVIOUS, _error_results, _grade_of, _reason,
-                            _write_json, assignment_fingerprint, is_done, make_private,
-                            previous_grade, write_page)
-from .submissions import BatchError, Submission, discover, sha256_of
+from .student_state import OPERATOR_NOTES, assignment_fingerprint
+from .submissions import BatchError, Submission
 
 GRADER_OVERHEAD_MB = 512      # the grading process beside its worker, for Ray's `memory`
 MAX_LOG_BYTES = 4 << 20       # a log longer than this comes back as its two ends
@@ -417,59 +413,19 @@ def run_ray_batch(source: Path, assignment_name: str, out: Path, *, address: str
         raise BatchError(f"--ray needs Ray on the driver and on every node: pip install "
                          f"'dlgrade[ray]' ({exc})") from None
     from rich.console import Console
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                               TimeElapsedColumn, TimeRemainingColumn)
+    from rich.progress import Progress
 
     from .assignment import load_assignment
 
     started = time.monotonic()
     console = console or Console(stderr=True)
     assignment = load_assignment(assignment_name)
-    out = Path(out).resolve()
-    make_private(out)
-    source = Path(source).resolve()
-    subs, refused = discover(source, out)
-    summary = BatchSummary(total=len(subs), refused=refused)
-    for line in refused:
-        console.print(f"[yellow]refused zip entry[/] {_console_text(line)}", markup=True,
-                      highlight=False)
-    fingerprint = assignment_fingerprint(assignment)
+    books = BatchBooks(assignment, source, out, regrade=regrade, timeout=timeout,
+                       console=console)
+    out, todo, limit, title = books.out, books.todo, books.limit, books.title
     bundle = pack_assignment(assignment)
-    if assignment_fingerprint(assignment) != fingerprint:
+    if assignment_fingerprint(assignment) != books.fingerprint:
         raise BatchError(f"{assignment.directory} changed while the batch read it: run again")
-    load_budget = (assignment.total_load_time_limit or 3 * assignment.load_time_limit) \
-        + assignment.load_time_limit
-    limit = timeout or (assignment.total_time_limit + load_budget + 120)
-    title = f"{assignment.title or assignment.name}: feedback"
-    changes: list[_Change] = []
-
-    def compare(sub: Submission, previous: dict | None, digest: str, results) -> None:
-        new = _grade_of(results)
-        if previous is not None and new is not None:
-            changes.append(_Change(sub, previous, new, _reason(previous, digest, fingerprint,
-                                                               regrade)))
-
-    todo: deque = deque()
-    for sub in subs:
-        student_dir = out / "students" / sub.id
-        subtitle = " ".join(x for x in (sub.label, _people(sub)) if x)
-        digest = "" if sub.notebook is None else sha256_of(sub.notebook)
-        if not regrade and is_done(student_dir, digest, fingerprint):
-            summary.skipped += 1
-            continue
-        previous = previous_grade(student_dir)
-        if sub.notebook is None:  # nothing to run: as the local batch, on the driver
-            results = _error_results(sub.problem)
-            _write_json(student_dir / "results.json", results)
-            write_page(student_dir, results, {}, title, subtitle)
-            _write_json(student_dir / "status.json",
-                        {"state": "done", "sha256": "", "assignment_fingerprint": fingerprint,
-                         "notebook": None, "problem": sub.problem_kind, "seconds": 0.0})
-            (student_dir / PREVIOUS).unlink(missing_ok=True)
-            compare(sub, previous, digest, results)
-            summary.graded += 1
-            continue
-        todo.append((sub, student_dir, digest, subtitle, previous))
 
     owned = False
     token = secrets.token_hex(8)
@@ -486,14 +442,7 @@ def run_ray_batch(source: Path, assignment_name: str, out: Path, *, address: str
     def submit(task, bundle_ref, sub, student_dir, digest, subtitle, previous) -> str:
         """Starts the submission's task; '' or, when its notebook cannot be read now, the
         grader error's line."""
-        student_dir.mkdir(parents=True, exist_ok=True)
-        if previous is not None:
-            # Kept until the new grade is in: a run killed meanwhile still knows the old one.
-            _write_json(student_dir / PREVIOUS, {
-                **previous, "reason": _reason(previous, digest, fingerprint, regrade)})
-        (student_dir / "status.json").unlink(missing_ok=True)
-        (student_dir / OPERATOR_NOTES).unlink(missing_ok=True)
-        (student_dir / "results.json").unlink(missing_ok=True)  # a stale one is no answer
+        books.prepare(student_dir, digest, previous)
         item = (sub, student_dir, digest, previous, time.monotonic())
         try:
             data = sub.notebook.read_bytes()
@@ -530,41 +479,16 @@ def run_ray_batch(source: Path, assignment_name: str, out: Path, *, address: str
             results = json.loads(files["results.json"]) if files.get("results.json") else None
         except ValueError:
             results = None
-        state = "done" if code == 0 and isinstance(results, dict) else "grader_error"
-        if message:
-            pass
-        elif timed_out:
-            message = (f"grading did not finish within {limit:g} s and was stopped; it will be "
-                       "retried when the batch runs again")
-        elif not isinstance(results, dict) or code not in (0, 3):
-            message = (f"the grading process ended with exit code {code} (see "
-                       f"{student_dir / 'log.txt'}); it will be retried when the batch runs "
-                       "again")
-        if message:
-            results = _error_results(message, grader=True)
-            _write_json(student_dir / "results.json", results)
         try:
             notes = json.loads(files.get(OPERATOR_NOTES) or b"null")
         except ValueError:
             notes = None
         seconds = result.get("seconds") if isinstance(result, dict) else None
-        _write_json(student_dir / "status.json",
-                    {"state": state, "sha256": digest, "assignment_fingerprint": fingerprint,
-                     "notebook": str(sub.notebook), "exit_code": code,
-                     "seconds": seconds if seconds is not None
-                     else round(time.monotonic() - submitted, 3),
-                     "operator_notes": notes if isinstance(notes, list) else [], **where})
-        name = _console_text(sub.id)
-        if state == "done":
-            (student_dir / PREVIOUS).unlink(missing_ok=True)
-            compare(sub, previous, digest, results)
-            summary.graded += 1
-            return f"{name}: {float(results.get('score', 0)):g}"
-        summary.grader_errors += 1
-        return f"{name}: grader error"
+        return books.record(sub, student_dir, digest, previous, code=code, results=results,
+                            timed_out=timed_out, notes=notes, failure=message, where=where,
+                            seconds=seconds if seconds is not None
+                            else round(time.monotonic() - submitted, 3))
 
-    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TimeElapsedColumn(), TimeRemainingColumn()]
     try:
         if todo and not ray.is_initialized():
             try:
@@ -578,7 +502,7 @@ def run_ray_batch(source: Path, assignment_name: str, out: Path, *, address: str
             bundle_ref = ray.put(bundle)
             cpus = ray.cluster_resources().get("CPU", 1)
             window = window or max(4, int(4 * cpus / max(num_cpus, 0.01)))
-            with Progress(*columns, console=console, disable=not progress) as bar:
+            with Progress(*progress_columns(), console=console, disable=not progress) as bar:
                 shown = bar.add_task(f"grading {_console_text(assignment.name)} on Ray",
                                      total=len(todo))
                 while todo or pending:
@@ -617,14 +541,7 @@ def run_ray_batch(source: Path, assignment_name: str, out: Path, *, address: str
                 pass
         if owned:
             ray.shutdown()
-        summary.csv = write_grades_csv(out, subs)
-        if changes:
-            position = {sub.id: i for i, sub in enumerate(subs)}
-            changes.sort(key=lambda c: position[c.sub.id])
-            summary.diff_csv = write_diff_csv(out, changes)
-            summary.regraded = len(changes)
-            summary.changed = sum(c.changed for c in changes)
-        summary.seconds = time.monotonic() - started
+        summary = books.close(started)
     if refusal:
         raise BatchError(f"refusing to grade on the Ray cluster: {refusal}")
     return summary
