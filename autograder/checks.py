@@ -307,12 +307,14 @@ def check_initial_params(params, expected: dict, weight_scale: float, partial, w
                 assert_initial_parameter(params[key], key, shape, weight_scale, **bands)
 
 
-def assert_params_gradients(net, X, y, grads: dict, *, tol: float = 1e-6) -> None:
-    """Each ``grads[key]`` against centred differences of ``net.loss(X, y)`` in that parameter.
+def assert_params_gradients(net, X, y, grads: dict, *, tol: float = 1e-6,
+                            keys=None) -> None:
+    """Each ``grads[key]`` against centred differences of ``net.loss(X, y)`` in that parameter
+    (``keys``: those parameters only; default every one, in sorted order).
 
     For in-process use (public checks): it edits ``net.params`` in place and restores it.
     """
-    for key in sorted(net.params):
+    for key in sorted(net.params) if keys is None else keys:
         def loss_at(value, key=key):
             saved = net.params[key]
             net.params[key] = value
