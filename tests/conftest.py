@@ -1,6 +1,8 @@
 """Shared helpers for dlgrade's own tests."""
 from __future__ import annotations
 
+import functools
+import importlib.util
 import os
 import shutil
 import tempfile
@@ -18,6 +20,28 @@ def make_notebook(*cells: str, markdown: str | None = None) -> nbformat.Notebook
         nb.cells.append(nbformat.v4.new_markdown_cell(markdown))
     nb.cells.extend(nbformat.v4.new_code_cell(src) for src in cells)
     return nb
+
+
+@functools.cache
+def hidden_tests(assignment_name: str):
+    """A bundled assignment's hidden tests as a module, for meta-tests that use their helpers,
+    recipes and thresholds (their markers are registered in pyproject.toml)."""
+    from autograder.assignment import load_assignment
+
+    path = load_assignment(assignment_name).tests_dir / f"test_{assignment_name}.py"
+    spec = importlib.util.spec_from_file_location(f"{assignment_name}_hidden_tests", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def mutant_reference(assignment, master: nbformat.NotebookNode, mutant):
+    """The master with one known mistake applied, loaded in-process as the reference is."""
+    from autograder.assignment import load_reference
+    from autograder.mutants import apply_to_notebook
+
+    return load_reference(assignment.master, f"{assignment.name}_mutant_{mutant.name}",
+                          nb=apply_to_notebook(master, mutant))
 
 
 @pytest.fixture

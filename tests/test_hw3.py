@@ -7,39 +7,29 @@ correct solution written differently from the reference must still earn full mar
 from __future__ import annotations
 
 import contextlib
-import functools
-import importlib.util
 import io
 
 import nbformat
 import pytest
 
-from autograder.assignment import load_assignment, load_reference
+from autograder.assignment import load_assignment
 from autograder.grade import grade_notebook
-from autograder.mutants import apply_to_notebook, load_mutants
+from autograder.mutants import load_mutants
 from autograder.public import run_public_check
 from autograder.session import LocalNamespace
-from conftest import make_notebook
+from conftest import hidden_tests, make_notebook, mutant_reference
 
 ASSIGNMENT = load_assignment("hw3_bptt")
 MASTER = nbformat.read(ASSIGNMENT.master, as_version=4)
 MUTANTS = {m.name: m for m in load_mutants(ASSIGNMENT.mutants_file)}
 
 
-@functools.cache
 def hidden_tests_module():
-    """The hidden tests as a module, for their training recipe (their markers are registered
-    in pyproject.toml)."""
-    path = ASSIGNMENT.tests_dir / "test_hw3_bptt.py"
-    spec = importlib.util.spec_from_file_location("hw3_hidden_tests", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return hidden_tests("hw3_bptt")
 
 
 def mutated_reference(name):
-    nb = apply_to_notebook(MASTER, MUTANTS[name])
-    return load_reference(ASSIGNMENT.master, f"hw3_mutant_{name}", nb=nb)
+    return mutant_reference(ASSIGNMENT, MASTER, MUTANTS[name])
 
 
 # ---- the training task ------------------------------------------------------------------------

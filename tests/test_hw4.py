@@ -8,8 +8,6 @@ solution written differently must earn full marks, and the suite must run on a G
 from __future__ import annotations
 
 import contextlib
-import functools
-import importlib.util
 import io
 
 import nbformat
@@ -17,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from autograder.assignment import load_assignment, load_reference
+from autograder.assignment import load_assignment
 from autograder.checks import norm_error
 from autograder.data import load_digits_split
 from autograder.diagnose import dicts_close
@@ -26,7 +24,7 @@ from autograder.mutants import apply_to_notebook, load_mutants
 from autograder.plugin import _seed_of
 from autograder.public import run_public_check
 from autograder.session import LocalFactory, LocalNamespace
-from conftest import make_notebook
+from conftest import hidden_tests, make_notebook, mutant_reference
 
 ASSIGNMENT = load_assignment("hw4_vae")
 MASTER = nbformat.read(ASSIGNMENT.master, as_version=4)
@@ -35,20 +33,12 @@ API = {"reparameterize", "kl_divergence", "bernoulli_log_likelihood", "neg_elbo"
        "train_vae"}
 
 
-@functools.cache
 def hidden_tests_module():
-    """The hidden tests as a module, for their estimator and threshold (their markers are
-    registered in pyproject.toml)."""
-    path = ASSIGNMENT.tests_dir / "test_hw4_vae.py"
-    spec = importlib.util.spec_from_file_location("hw4_hidden_tests", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return hidden_tests("hw4_vae")
 
 
 def mutated_reference(name):
-    nb = apply_to_notebook(MASTER, MUTANTS[name])
-    return load_reference(ASSIGNMENT.master, f"hw4_mutant_{name}", nb=nb)
+    return mutant_reference(ASSIGNMENT, MASTER, MUTANTS[name])
 
 
 def master_cells(transform=lambda src: src):

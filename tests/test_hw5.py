@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import importlib.util
 import io
 
 import nbformat
@@ -19,14 +18,14 @@ import numpy as np
 import pytest
 import torch
 
-from autograder.assignment import load_assignment, load_reference
+from autograder.assignment import load_assignment
 from autograder.checks import norm_error
 from autograder.grade import grade_notebook
 from autograder.mutants import apply_to_notebook, load_mutants
 from autograder.plugin import _seed_of
 from autograder.public import run_public_check
 from autograder.session import LocalFactory, LocalNamespace
-from conftest import make_notebook
+from conftest import hidden_tests, make_notebook, mutant_reference
 
 ASSIGNMENT = load_assignment("hw5_gan")
 MASTER = nbformat.read(ASSIGNMENT.master, as_version=4)
@@ -34,21 +33,13 @@ MUTANTS = {m.name: m for m in load_mutants(ASSIGNMENT.mutants_file)}
 REFERENCE = ASSIGNMENT.reference
 
 
-@functools.cache
 def hidden():
-    """The hidden tests as a module, for their helpers and constants (their markers are
-    registered in pyproject.toml)."""
-    path = ASSIGNMENT.tests_dir / "test_hw5_gan.py"
-    spec = importlib.util.spec_from_file_location("hw5_hidden_tests", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return hidden_tests("hw5_gan")
 
 
 @functools.cache
 def mutated_reference(name):
-    nb = apply_to_notebook(MASTER, MUTANTS[name])
-    return load_reference(ASSIGNMENT.master, f"hw5_mutant_{name}", nb=nb)
+    return mutant_reference(ASSIGNMENT, MASTER, MUTANTS[name])
 
 
 def mutants_of(function):

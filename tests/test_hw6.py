@@ -8,20 +8,19 @@ earn full marks, and the notebook must state what the hidden tests grade.
 from __future__ import annotations
 
 import ast
-import functools
-import importlib.util
 
 import nbformat
 import numpy as np
 import pytest
 
-from autograder.assignment import load_assignment, load_reference
+from autograder.assignment import load_assignment
 from autograder.data import disguise, load_digits_split
 from autograder.grade import grade_notebook
 from autograder.mutants import apply_to_notebook, load_mutants
 from autograder.public import run_public_check
 from autograder.release import make_skeleton
 from autograder.session import LocalNamespace
+from conftest import hidden_tests, mutant_reference
 
 ASSIGNMENT = load_assignment("hw6_regularization")
 MASTER = nbformat.read(ASSIGNMENT.master, as_version=4)
@@ -31,20 +30,12 @@ API = ("dropout_forward", "dropout_backward", "batchnorm_forward", "batchnorm_ba
        "dropout_ridge_penalty", "FullyConnectedNet")
 
 
-@functools.cache
 def hidden_tests_module():
-    """The hidden tests as a module, for their training recipe (their markers are registered
-    in pyproject.toml)."""
-    path = ASSIGNMENT.tests_dir / "test_hw6_regularization.py"
-    spec = importlib.util.spec_from_file_location("hw6_hidden_tests", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return hidden_tests("hw6_regularization")
 
 
 def mutated_reference(name):
-    nb = apply_to_notebook(MASTER, MUTANTS[name])
-    return load_reference(ASSIGNMENT.master, f"hw6_mutant_{name}", nb=nb)
+    return mutant_reference(ASSIGNMENT, MASTER, MUTANTS[name])
 
 
 def definitions(nb) -> dict:
