@@ -67,6 +67,28 @@ def one_of(check, candidates) -> None:
     raise first
 
 
+# Said by a property test (agreement with your own numerical gradient, an invariant) that does
+# not pay a function computing nothing: such properties hold trivially for zeros.
+GATE_NOTE = "this property is checked only for a function that computes something"
+
+
+def require_nontrivial_gradient(analytic, numeric, reference_grad, what: str, forward: str,
+                                wrt: str) -> None:
+    """The gate of a numerical-gradient self-consistency test: where the reference's gradient
+    is not zero, your forward must change when ``wrt`` changes (its numerical gradient is not
+    zero) and your backward must not return zeros."""
+    if not np.any(np.asarray(reference_grad, dtype=np.float64)):
+        return
+    if type(numeric) is np.ndarray and not np.any(numeric):
+        raise CheckFailure(
+            f"not checked: your {forward}'s output does not change when {wrt} changes (its "
+            f"numerical gradient is zero), while the expected output does; {GATE_NOTE}",
+            what=what)
+    if type(analytic) is np.ndarray and not np.any(analytic):
+        raise CheckFailure(f"not checked: your {what} is all zeros, while the expected gradient "
+                           f"is not; {GATE_NOTE}", what=what)
+
+
 def describe_inputs(inputs: dict | None) -> str:
     if not inputs:
         return ""

@@ -3,11 +3,12 @@ assert_close, expect_tensor, own_parts, ...``. Fixtures (student, reference, mak
 from the pytest plugin and need no import."""
 from __future__ import annotations
 
-from .checks import (CheckFailure, UpstreamFailure, assert_close, assert_gradient,
+from .checks import (GATE_NOTE, CheckFailure, UpstreamFailure, assert_close, assert_gradient,
                      assert_initial_parameter, assert_metric, assert_not_mutated,
                      assert_params_gradients, check_initial_params, describe_inputs,
                      expect_array, expect_scalar, expect_tuple, gradient_tolerance, norm_error,
-                     numeric_gradient, numeric_vjp, one_of, rel_error, type_name)
+                     numeric_gradient, numeric_vjp, one_of, rel_error,
+                     require_nontrivial_gradient, type_name)
 from .composite import comparable, own_parts, without_null_parts
 from .data import disguise, load_digits_split
 from .diagnose import dicts_close
@@ -21,7 +22,7 @@ __all__ = [
     "assert_initial_parameter", "assert_metric", "assert_not_mutated", "assert_params_gradients",
     "check_initial_params", "describe_inputs", "expect_array", "expect_scalar", "expect_tensor",
     "expect_tuple", "gradient_tolerance", "norm_error", "numeric_gradient", "numeric_vjp",
-    "one_of", "rel_error", "type_name", "dicts_close",
+    "one_of", "rel_error", "type_name", "dicts_close", "GATE_NOTE", "require_nontrivial_gradient",
     # composites judged on the student's own parts
     "comparable", "own_parts", "without_null_parts",
     # data the grader controls

@@ -6,11 +6,12 @@ transposed matrix, a missing sum or a forgotten term cannot pass by coincidence.
 import numpy as np
 import pytest
 
-from autograder.testing import (CheckFailure, assert_close, assert_gradient, assert_metric,
-                                assert_not_mutated, check_initial_params, comparable, disguise,
-                                expect_array, expect_scalar, expect_tuple, gradient_tolerance,
-                                norm_error, numeric_gradient, numeric_vjp, one_of, own_parts,
-                                type_name, without_null_parts)
+from autograder.testing import (CheckFailure, GATE_NOTE, assert_close, assert_gradient,
+                                assert_metric, assert_not_mutated, check_initial_params,
+                                comparable, disguise, expect_array, expect_scalar, expect_tuple,
+                                gradient_tolerance, norm_error, numeric_gradient, numeric_vjp,
+                                one_of, own_parts, require_nontrivial_gradient, type_name,
+                                without_null_parts)
 
 VALUE_TOL = 1e-7  # same float64 formula, different operation order: ~1e-14 in practice
 
@@ -35,7 +36,6 @@ def logits_and_labels(rng, n=7, c=5, scale=1.0):
 # Every property test below therefore pays only once a gate shows the function computes
 # something; each test's docstring names its gate.
 
-GATE_NOTE = "this property is checked only for a function that computes something"
 
 
 def _as_array(value, want, what: str) -> np.ndarray:
@@ -100,22 +100,6 @@ def first_output(what: str, label: str):
     """``outputs`` for require_nontrivial: the first of a pair ``(out, cache)``."""
     return lambda result: [(label, expect_tuple(result, 2, what)[0])]
 
-
-def require_nontrivial_gradient(analytic, numeric, reference_grad, what: str, forward: str,
-                                wrt: str) -> None:
-    """The gate of a numerical-gradient self-consistency test: where the reference's gradient
-    is not zero, your forward must change when ``wrt`` changes (its numerical gradient is not
-    zero) and your backward must not return zeros."""
-    if not np.any(np.asarray(reference_grad, dtype=np.float64)):
-        return
-    if type(numeric) is np.ndarray and not np.any(numeric):
-        raise CheckFailure(
-            f"not checked: your {forward}'s output does not change when {wrt} changes (its "
-            f"numerical gradient is zero), while the expected output does; {GATE_NOTE}",
-            what=what)
-    if type(analytic) is np.ndarray and not np.any(analytic):
-        raise CheckFailure(f"not checked: your {what} is all zeros, while the expected gradient "
-                           f"is not; {GATE_NOTE}", what=what)
 
 
 # ---- affine ----------------------------------------------------------------------------------

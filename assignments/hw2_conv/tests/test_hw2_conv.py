@@ -10,10 +10,10 @@ import time
 import numpy as np
 import pytest
 
-from autograder.testing import (CheckFailure, assert_close, assert_gradient, assert_metric,
-                                check_initial_params, comparable, describe_inputs, expect_array,
-                                expect_scalar, expect_tuple, gradient_tolerance, norm_error,
-                                numeric_gradient, numeric_vjp, one_of, own_parts,
+from autograder.testing import (CheckFailure, GATE_NOTE, assert_close, assert_gradient,
+                                assert_metric, check_initial_params, comparable, describe_inputs,
+                                expect_array, expect_scalar, expect_tuple, gradient_tolerance,
+                                norm_error, numeric_gradient, numeric_vjp, one_of, own_parts,
                                 without_null_parts)
 
 # ---- inputs ---------------------------------------------------------------------------------
@@ -105,7 +105,6 @@ def sums_agree(left, right, what, inputs, tol=1e-9):
 # for the gradient agree perfectly. Such tests pay only when the functions involved compute
 # something, judged against what the reference computes on the same inputs.
 
-GATE_NOTE = "this property is checked only for a function that computes something"
 
 
 def is_zero(value) -> bool:

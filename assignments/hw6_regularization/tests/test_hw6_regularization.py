@@ -15,11 +15,12 @@ import copy
 import numpy as np
 import pytest
 
-from autograder.testing import (CheckFailure, StudentCodeError, assert_close, assert_gradient,
-                                assert_metric, assert_not_mutated, check_initial_params,
-                                dicts_close, disguise, expect_array, expect_scalar, expect_tuple,
-                                gradient_tolerance, norm_error, numeric_gradient, numeric_vjp,
-                                one_of, own_parts, type_name, without_null_parts)
+from autograder.testing import (CheckFailure, GATE_NOTE, StudentCodeError, assert_close,
+                                assert_gradient, assert_metric, assert_not_mutated,
+                                check_initial_params, dicts_close, disguise, expect_array,
+                                expect_scalar, expect_tuple, gradient_tolerance, norm_error,
+                                numeric_gradient, numeric_vjp, one_of, own_parts,
+                                require_nontrivial_gradient, type_name, without_null_parts)
 
 VALUE_TOL = 1e-7  # same float64 formula, different operation order: ~1e-14 in practice
 # Entries of a float64 array a correct implementation may compute in another order: exact
@@ -59,7 +60,6 @@ def draw_seed(rng) -> int:
 # that computes nothing. Every property test below pays only once a gate shows the function
 # computes something; each test's docstring names its gate.
 
-GATE_NOTE = "this property is checked only for a function that computes something"
 
 
 def trivial_reason(got: np.ndarray, want: np.ndarray, inputs: dict) -> str:
@@ -98,20 +98,6 @@ def gate(what: str, label: str, got, want, inputs: dict) -> np.ndarray:
                            f"expected {label} is not; {GATE_NOTE}", what=what)
     return got
 
-
-def gradient_gate(analytic, numeric, reference_grad, what: str, forward: str, wrt: str):
-    """Gate of a numerical-gradient test: where the reference's gradient is not zero, your
-    forward must change when ``wrt`` changes and your gradient must not be all zeros."""
-    if not np.any(np.asarray(reference_grad, dtype=np.float64)):
-        return
-    if type(numeric) is np.ndarray and not np.any(numeric):
-        raise CheckFailure(
-            f"not checked: your {forward}'s output does not change when {wrt} changes (its "
-            f"numerical gradient is zero), while the expected output does; {GATE_NOTE}",
-            what=what)
-    if type(analytic) is np.ndarray and not np.any(analytic):
-        raise CheckFailure(f"not checked: your {what} is all zeros, while the expected gradient "
-                           f"is not; {GATE_NOTE}", what=what)
 
 
 # ---- judging a result computed in more than one way ---------------------------------------------
@@ -387,7 +373,8 @@ def test_dropout_backward(student, make, reference, rng, partial):
             numeric = numeric_vjp(
                 lambda v: out_of(student.dropout_forward(v, p, "train", new_rng(seed)),
                                  "dropout_forward"), [x], 0, dout)
-            gradient_gate(dx, numeric, expected, "dropout_backward dx", "dropout_forward", "x")
+            require_nontrivial_gradient(dx, numeric, expected, "dropout_backward dx",
+                                        "dropout_forward", "x")
             assert_gradient(dx, numeric, "dropout_backward dx", tol=1e-7, inputs=inputs)
 
         def of_contract_forward(_):
@@ -580,8 +567,9 @@ def numerical_backward_test(student, reference, rng, partial, layer: str, param:
             def of_own_forward(_, i=i, name=name):
                 got = attempts.get(1)[i]
                 numeric = numeric_vjp(own_forward, [x, gamma, beta], i, dout)
-                gradient_gate(got, numeric, expected[i], f"{backward_name} {name}",
-                              forward_name, ("x", "gamma", "beta")[i])
+                require_nontrivial_gradient(got, numeric, expected[i],
+                                            f"{backward_name} {name}", forward_name,
+                                            ("x", "gamma", "beta")[i])
                 assert_gradient(got, numeric, f"{backward_name} {name}", tol=tol,
                                 inputs=inputs)
 
@@ -878,8 +866,8 @@ def test_smoothed_loss_numerical(student, reference, rng):
     _, dx = smoothed(student, x, y, epsilon)
     numeric = numeric_gradient(lambda v: expect_scalar(smoothed(student, v, y, epsilon)[0],
                                                        "softmax_loss_smoothed loss"), x)
-    gradient_gate(dx, numeric, ref_dx, "softmax_loss_smoothed dx", "softmax_loss_smoothed",
-                  "x")
+    require_nontrivial_gradient(dx, numeric, ref_dx, "softmax_loss_smoothed dx",
+                                "softmax_loss_smoothed", "x")
     assert_gradient(dx, numeric, "softmax_loss_smoothed dx", tol=gradient_tolerance(ref_err),
                     inputs=dict(x=x, y=y))
 
@@ -1361,8 +1349,8 @@ def test_net_numerical_gradients(student, make, reference, reference_with, rng, 
                                          "FullyConnectedNet loss")
 
                 numeric = numeric_gradient(loss_at, params[key])
-                gradient_gate(grads.get(key), numeric, ref_grads[key], what,
-                              "FullyConnectedNet.loss", f"params[{key!r}]")
+                require_nontrivial_gradient(grads.get(key), numeric, ref_grads[key], what,
+                                            "FullyConnectedNet.loss", f"params[{key!r}]")
                 assert_gradient(grads.get(key), numeric, what, tol=1e-6,
                                 inputs=dict(X=X, y=y, reg=NET_ARGS["reg"]))
 
