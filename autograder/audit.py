@@ -5,10 +5,11 @@ must lose points, and reruns must give identical scores.
 """
 from __future__ import annotations
 
+import json
 import resource
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import nbformat
@@ -95,6 +96,11 @@ class AuditReport:
     @property
     def ok(self) -> bool:
         return not self.problems
+
+    def to_json(self) -> str:
+        return json.dumps({**asdict(self), "kill_rate": self.kill_rate,
+                           "diagnosis_rate": self.diagnosis_rate, "ok": self.ok},
+                          indent=1, default=str)
 
 
 MIN_DIAGNOSIS_RATE = 0.8

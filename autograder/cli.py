@@ -153,6 +153,8 @@ def cmd_audit(args) -> int:
                        progress=lambda msg: status.update(f"{assignment.name}: {msg}"),
                        nulls=not args.no_null, only_nulls=args.null_only)
     render(report, console)
+    if args.json:
+        args.json.write_text(report.to_json())
     return 0 if report.ok else 1
 
 
@@ -237,6 +239,9 @@ def main(argv=None) -> int:
     a.add_argument("--null-only", action="store_true",
                    help="only the null audit: trivial implementations must earn 0")
     a.add_argument("--no-null", action="store_true", help="skip the null audit")
+    a.add_argument("--json", type=Path, metavar="FILE",
+                   help="also write the report as JSON (every mutant's score, failed tests and "
+                        "diagnosis; compare two audits to prove a refactor changed no score)")
     a.set_defaults(func=cmd_audit)
     o = sub.add_parser("import-otter", help="convert an otter-grader master notebook into an "
                        "assignment folder")

@@ -68,3 +68,23 @@ def test_a_mistake_cascades_only_outside_its_own_and_integration_tests():
         outcomes=[outcome(["neg_elbo"]), outcome(["train_vae"]),
                   outcome(["VAE"], integration=True), outcome(["encode"])])
     assert cascade_of("neg_elbo", run) == {"composite": 3}
+
+
+def test_an_audit_report_reads_back_from_json():
+    """`dlgrade audit --json`: what two audits are compared by (every mutant's score, failed
+    tests and diagnosis, the null audit's scores) survives the trip."""
+    import json
+
+    from autograder.audit import AuditReport, MutantResult
+    from autograder.nulls import NullResult
+
+    report = AuditReport("hw", max_score=10, reference_score=10, skeleton_score=0,
+                         mutants=[MutantResult("m", "f", 7.5, True, ["2"], diagnosed=True),
+                                  MutantResult("n", "g", 10, False, [])],
+                         nulls=[NullResult("f", "zeros", 0.0, [("t", 1.0)])])
+    data = json.loads(report.to_json())
+    assert [(m["name"], m["score"], m["failed_tests"], m["diagnosed"])
+            for m in data["mutants"]] == [("m", 7.5, ["2"], True), ("n", 10, [], False)]
+    assert data["nulls"] == [{"function": "f", "kind": "zeros", "score": 0.0,
+                              "paid": [["t", 1.0]]}]
+    assert data["kill_rate"] == 0.5 and data["diagnosis_rate"] == 1.0
