@@ -256,6 +256,12 @@ def build_student_folder(assignment, master: nbformat.NotebookNode, out: Path) -
     return sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
 
 
+def engine_modules() -> list[Path]:
+    """Every module of the engine, its subpackages (autograder/otter/: otter-imported tests
+    import its runtime) included."""
+    return sorted(p for p in _engine_dir().rglob("*.py") if "__pycache__" not in p.parts)
+
+
 def autograder_zip_members(assignment) -> list[tuple[str, bytes, int]]:
     """(name in the zip, content, mode) for Gradescope's autograder.zip."""
     from .gradescope import run_script, setup_script
@@ -268,8 +274,9 @@ def autograder_zip_members(assignment) -> list[tuple[str, bytes, int]]:
         if not path.exists():
             raise ReleaseError(f"{path} is missing: release from a checkout of dlgrade")
         members.append((name, path.read_bytes(), 0o644))
-    for path in sorted(_engine_dir().glob("*.py")):
-        members.append((f"autograder/{path.name}", path.read_bytes(), 0o644))
+    for path in engine_modules():
+        members.append((f"autograder/{path.relative_to(_engine_dir()).as_posix()}",
+                        path.read_bytes(), 0o644))
     for path in sorted(assignment.directory.rglob("*")):
         rel = path.relative_to(assignment.directory)
         if (not path.is_file() or path.is_symlink() or path.name in ZIP_EXCLUDE

@@ -233,3 +233,27 @@ def test_corpus_masters_are_up_to_date(tmp_path):
         assert {p.name for p in folder.iterdir()} | {f"{master}.ipynb"} == \
             {p.name for p in committed.iterdir()}, master
 
+
+
+# ---- on Gradescope ------------------------------------------------------------------------------
+
+def test_an_imported_assignment_grades_from_its_gradescope_zip(imported, tmp_path):
+    """`dlgrade release` of an imported assignment: its zip's own engine (the otter runtime the
+    generated tests import included) gives the correct submission otter's score, scaled to
+    points_possible."""
+    from test_release import gradescope_root, run_autograder
+
+    from autograder.release import build_release
+
+    master = "bootstrap"
+    release = build_release(imported(master), tmp_path / "release")
+    notebook = (CORPUS / master / "submissions" / "correct.ipynb").read_bytes()
+    root = gradescope_root(release.autograder_zip, {"correct.ipynb": notebook})
+    try:
+        proc, results = run_autograder(root)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        assert "GRADER ERROR" not in results["output"], results["output"][-3000:]
+        recorded = RECORDED[master]["correct.ipynb"]
+        assert abs(results["score"] - recorded["score"]) < TOL, (results["score"], recorded)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import stat
 import subprocess
@@ -16,6 +17,7 @@ import nbformat
 import pytest
 from conftest import requires_root
 
+import autograder
 from autograder import cli
 from autograder.assignment import ASSIGNMENTS_DIR, load_assignment
 from autograder.gradescope import SubmissionError, find_notebook
@@ -171,6 +173,11 @@ def test_zip_layout(name, release_of, tmp_path):
         assert zf.read(f"solutions/{name}.ipynb") == assignment.master.read_bytes()
         assert f"assignments/{name}/assignment.toml" in infos
         assert "autograder/grade.py" in infos and "pyproject.toml" in infos
+        # The whole engine: otter-imported tests import autograder/otter/runtime.py.
+        engine = Path(autograder.__file__).parent
+        for module in engine.rglob("*.py"):
+            if "__pycache__" not in module.parts:
+                assert f"autograder/{module.relative_to(engine).as_posix()}" in infos, module
         assert not [n for n in infos if n == f"assignments/{name}/mutants.py"
                     or "__pycache__" in n]
         assert not [n for n in infos if n.startswith("/") or ".." in n.split("/")]
@@ -197,7 +204,27 @@ def gradescope_root(autograder_zip: Path, notebooks: dict[str, bytes]) -> Path:
     return root
 
 
-def run_autograder(root: Path, python: str = sys.executable):
+# This checkout is installed in editable mode: its import hook would hand the grader any module
+# the zip lacks. The runner gets an interpreter without that hook, so only the zip's engine counts.
+ZIP_ENGINE_ONLY = """import runpy, sys
+sys.meta_path[:] = [f for f in sys.meta_path if "editable" not in repr(f).lower()]
+module = sys.argv[2]
+sys.argv = [module, *sys.argv[3:]]
+runpy.run_module(module, run_name="__main__", alter_sys=True)
+"""
+
+
+def zip_engine_python(root: Path) -> str:
+    """An interpreter for run_autograder (which calls ``PYTHON -m autograder.gradescope``) that
+    imports dlgrade from the extracted zip only."""
+    script = root / "python-zip-engine-only"
+    script.write_text(f'#!/bin/sh\nexec {sys.executable} -c {shlex.quote(ZIP_ENGINE_ONLY)} "$@"\n')
+    script.chmod(0o755)
+    return str(script)
+
+
+def run_autograder(root: Path, python: str | None = None):
+    python = python or zip_engine_python(root)
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env.update(DLGRADE_AUTOGRADER_ROOT=str(root), DLGRADE_PYTHON=python)
     proc = subprocess.run(["bash", str(root / "run_autograder")], env=env, cwd="/",
