@@ -10,6 +10,7 @@ import stat
 import tempfile
 from pathlib import Path
 
+from .assignment import WORKER_OBJECTS_FILE, AssignmentError
 from .results import maximum
 from .submissions import BatchError
 
@@ -79,14 +80,27 @@ def assignment_fingerprint(assignment, engine_dir: Path | None = None) -> str:
                         and p.suffix not in (".pyc", ".pyo"))
     for label, path in (("assignment.toml", assignment.directory / "assignment.toml"),
                         ("mutants.py", assignment.mutants_file),
-                        ("master", assignment.master)):
+                        ("master", assignment.master),
+                        # built in the worker by the hidden tests (make(...))
+                        (WORKER_OBJECTS_FILE, assignment.directory / WORKER_OBJECTS_FILE)):
         if path is not None and path.is_file():
             files.append((label, path))
+    # The data files the notebook reads while graded (a missing one is the grading's error).
+    files += [(f"files/{name}", path) for name, path in _declared_files(assignment)]
     files += sorted((f"engine/{p.relative_to(engine_dir).as_posix()}", p)
                     for p in engine_dir.rglob("*.py") if p.is_file())
     for label, path in files:
         _hash_file(digest, label, path)
     return digest.hexdigest()
+
+
+def _declared_files(assignment) -> list[tuple[str, Path]]:
+    if not hasattr(assignment, "public_files"):
+        return []
+    try:
+        return assignment.public_files()
+    except AssignmentError:
+        return []
 
 
 def is_done(student_dir: Path, digest: str, fingerprint: str) -> bool:

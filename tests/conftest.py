@@ -7,6 +7,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from types import SimpleNamespace
 
 import nbformat
 import pytest
@@ -23,16 +24,22 @@ def make_notebook(*cells: str, markdown: str | None = None) -> nbformat.Notebook
 
 
 @functools.cache
-def hidden_tests(assignment_name: str):
-    """A bundled assignment's hidden tests as a module, for meta-tests that use their helpers,
-    recipes and thresholds (their markers are registered in pyproject.toml)."""
+def hidden_tests(assignment_name: str) -> SimpleNamespace:
+    """A bundled assignment's hidden tests as one namespace, for meta-tests that use their
+    probes, recipes and thresholds: its tests/conftest.py (helpers, probes, fixtures) and its
+    test module, whose names win (their markers are registered in pyproject.toml)."""
     from autograder.assignment import load_assignment
 
-    path = load_assignment(assignment_name).tests_dir / f"test_{assignment_name}.py"
-    spec = importlib.util.spec_from_file_location(f"{assignment_name}_hidden_tests", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    tests_dir = load_assignment(assignment_name).tests_dir
+    names: dict = {}
+    for path in (tests_dir / "conftest.py", tests_dir / f"test_{assignment_name}.py"):
+        if path.exists():
+            spec = importlib.util.spec_from_file_location(
+                f"{assignment_name}_hidden_{path.stem}", path)
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+            names.update(vars(module))
+    return SimpleNamespace(**names)
 
 
 def mutant_reference(assignment, master: nbformat.NotebookNode, mutant):

@@ -368,6 +368,12 @@ def test_fingerprint_covers_everything_that_decides_a_grade(tmp_path, engine_sna
     assert changed_after(lambda: (folder / "mutants.py").write_text("MUTANTS = []\n"))
     assert changed_after(append(folder / "master.ipynb", "\n"))
     assert changed_after(append(engine_snapshot / "results.py", "\n# engine fix\n"))
+    assert changed_after(lambda: (folder / "worker_objects.py").write_text("X = 1\n"))
+    (folder / "data.csv").write_text("1,2\n")
+    assert not changed_after(lambda: None)  # not declared: not read by the grading
+    toml = folder / "assignment.toml"  # a top-level key goes before the tables
+    assert changed_after(lambda: toml.write_text('files = ["data.csv"]\n' + toml.read_text()))
+    assert changed_after(append(folder / "data.csv", "3,4\n"))  # a declared data file
     assert not changed_after(lambda: (folder / "notes.txt").write_text("not graded"))
 
 
