@@ -6,27 +6,13 @@ transposed matrix, a missing sum or a forgotten term cannot pass by coincidence.
 import numpy as np
 import pytest
 
-from autograder.testing import (CheckFailure, GATE_NOTE, assert_close, assert_gradient,
-                                assert_metric, assert_not_mutated, check_initial_params,
-                                comparable, disguise, expect_array, expect_scalar, expect_tuple,
-                                gradient_tolerance, norm_error, numeric_gradient, numeric_vjp,
-                                one_of, own_parts, require_nontrivial_gradient, type_name,
-                                without_null_parts)
+from autograder.testing import (CheckFailure, assert_close, assert_gradient, assert_metric,
+                                assert_not_mutated, check_initial_params, comparable, disguise,
+                                expect_scalar, expect_tuple, gradient_tolerance, norm_error,
+                                numeric_gradient, numeric_vjp, one_of, own_parts,
+                                require_nontrivial_gradient)
 
 VALUE_TOL = 1e-7  # same float64 formula, different operation order: ~1e-14 in practice
-
-
-def affine_inputs(rng):
-    x = rng.standard_normal((4, 3, 2))  # flattened to D = 6 inside
-    w = rng.standard_normal((6, 5))
-    b = rng.standard_normal(5)
-    return x, w, b
-
-
-def logits_and_labels(rng, n=7, c=5, scale=1.0):
-    x = scale * rng.standard_normal((n, c))
-    y = rng.permutation(np.arange(n) % c)  # every class present, in no particular order
-    return x, y
 
 
 # ---- nothing for nothing ---------------------------------------------------------------------
@@ -37,78 +23,13 @@ def logits_and_labels(rng, n=7, c=5, scale=1.0):
 # something; each test's docstring names its gate.
 
 
-
-def _as_array(value, want, what: str) -> np.ndarray:
-    """``value`` as an array shaped like the reference's ``want`` (a scalar where it is one)."""
-    if np.ndim(want) == 0 and type(value) is not np.ndarray:
-        return np.asarray(expect_scalar(value, what))
-    return expect_array(value, what, shape=np.shape(want), dtype=None, finite=False)
-
-
-def trivial_reason(got: np.ndarray, want: np.ndarray, inputs: dict) -> str:
-    """How ``got`` is trivial where the reference's ``want`` is not ("" when it is not):
-    all zeros, one number everywhere, or one of ``inputs`` returned unchanged."""
-    if np.any(want) and not np.any(got):
-        return "zeros"
-    if want.size > 1 and np.any(want != want.flat[0]) and np.all(got == got.flat[0]):
-        return "the same number everywhere"
-    for name, value in inputs.items():
-        if (isinstance(value, np.ndarray) and value.shape == got.shape
-                and np.array_equal(got, value) and not np.array_equal(want, value)):
-            return f"its input {name!r} unchanged"
-    return ""
-
-
-def require_nontrivial(what: str, outputs, got, want, inputs: dict, again=None) -> None:
-    """The gate of a non-mutation test (nothing for nothing): the call must compute something.
-
-    ``outputs(result)`` names the arrays of a result to look at. Each of the student's (from
-    ``got``) must have the shape of the reference's (from ``want``, on the same ``inputs``) and
-    must not be all zeros, one number everywhere, or an input returned unchanged, where the
-    reference's is not. ``again``, the student's and the reference's results on other inputs:
-    each output must change where the reference's does (it depends on the inputs as the
-    reference's does). A wrong but real result passes: the value tests take its points.
-    """
-    try:
-        wanted = [(label, np.asarray(value)) for label, value in outputs(want)]
-        gotten = [(label, _as_array(value, ref, f"{what} {label}"))
-                  for (label, value), (_, ref) in zip(outputs(got), wanted, strict=True)]
-        if again is not None:
-            again_got, again_want = again
-            again_pairs = [(_as_array(value, ref, f"{what} {label}"), np.asarray(ref))
-                           for (label, value), (_, ref) in zip(outputs(again_got),
-                                                               outputs(again_want), strict=True)]
-    except CheckFailure as exc:
-        raise CheckFailure(f"not checked: {exc}; {GATE_NOTE}", what=what) from None
-    for (label, value), (_, ref) in zip(gotten, wanted, strict=True):
-        reason = trivial_reason(value, ref, inputs)
-        if reason:
-            raise CheckFailure(f"not checked: your {what} returned {reason} as {label}, while "
-                               f"the expected {label} is not; {GATE_NOTE}", what=what)
-    if again is None:
-        return
-    for (label, value), (_, ref), (value2, ref2) in zip(gotten, wanted, again_pairs,
-                                                         strict=True):
-        if (value2.shape == value.shape and np.array_equal(value2, value)
-                and not np.array_equal(ref2, ref)):
-            raise CheckFailure(f"not checked: your {what} returned the same {label} for other "
-                               f"inputs, while the expected {label} changes; {GATE_NOTE}",
-                               what=what)
-
-
-def first_output(what: str, label: str):
-    """``outputs`` for require_nontrivial: the first of a pair ``(out, cache)``."""
-    return lambda result: [(label, expect_tuple(result, 2, what)[0])]
-
-
-
 # ---- affine ----------------------------------------------------------------------------------
 
 @pytest.mark.points(4)
 @pytest.mark.covers("affine_forward")
-def test_affine_forward_values(student, reference, rng):
+def test_affine_forward_values(student, reference, rng, probes):
     """affine_forward: output values on a (4, 3, 2) input"""
-    x, w, b = affine_inputs(rng)
+    x, w, b = probes.affine_inputs(rng)
     out, _ = expect_tuple(student.affine_forward(x, w, b), 2, "affine_forward")
     expected, _ = reference.affine_forward(x, w, b)
     assert_close(out, expected, "affine_forward out", inputs=dict(x=x, w=w, b=b))
@@ -116,26 +37,27 @@ def test_affine_forward_values(student, reference, rng):
 
 @pytest.mark.points(1)
 @pytest.mark.covers("affine_forward")
-def test_affine_forward_does_not_mutate(student, reference, rng):
+def test_affine_forward_does_not_mutate(student, reference, rng, probes):
     """affine_forward: inputs are left unchanged
 
     Gate: out is not trivial (zeros, one number, an input) and changes with the inputs, as the
     reference's does."""
-    x, w, b = affine_inputs(rng)
+    x, w, b = probes.affine_inputs(rng)
     result, args, _ = student.affine_forward.call_returning_args(x, w, b)
     other = (2 * x + 0.5, w[::-1].copy(), -b)
-    require_nontrivial("affine_forward", first_output("affine_forward", "out"),
-                       result, reference.affine_forward(x, w, b), dict(x=x, w=w, b=b),
-                       again=(student.affine_forward(*other), reference.affine_forward(*other)))
+    probes.require_nontrivial("affine_forward", probes.first_output("affine_forward", "out"),
+                              result, reference.affine_forward(x, w, b), dict(x=x, w=w, b=b),
+                              again=(student.affine_forward(*other),
+                                     reference.affine_forward(*other)))
     assert_not_mutated({"x": x, "w": w, "b": b}, dict(zip("xwb", args, strict=False)),
                        "affine_forward")
 
 
 @pytest.mark.points(5)
 @pytest.mark.covers("affine_backward")
-def test_affine_backward_matches_reference(student, reference, rng, partial):
+def test_affine_backward_matches_reference(student, reference, rng, partial, probes):
     """affine_backward: dx, dw, db against the reference"""
-    x, w, b = affine_inputs(rng)
+    x, w, b = probes.affine_inputs(rng)
     dout = rng.standard_normal((4, 5))
     _, cache = reference.affine_forward(x, w, b)
     expected = reference.affine_backward(dout, cache)
@@ -150,12 +72,12 @@ def test_affine_backward_matches_reference(student, reference, rng, partial):
 
 @pytest.mark.points(3)
 @pytest.mark.covers("affine_backward")
-def test_affine_backward_numerical(student, reference, rng, partial):
+def test_affine_backward_numerical(student, reference, rng, partial, probes):
     """affine_backward: agrees with numerical gradients of your affine_forward
 
     Gate, per gradient: your affine_forward's output changes when that input changes (as the
     reference's does) and your gradient is not all zeros (as the reference's is not)."""
-    x, w, b = affine_inputs(rng)
+    x, w, b = probes.affine_inputs(rng)
     dout = rng.standard_normal((4, 5))
     inputs = dict(x=x, w=w, b=b, dout=dout)
 
@@ -192,7 +114,7 @@ def test_affine_backward_numerical(student, reference, rng, partial):
 
 @pytest.mark.points(2)
 @pytest.mark.covers("relu_forward", "relu_backward", "affine_backward", "softmax_loss")
-def test_layers_do_not_mutate_inputs(student, reference, rng, partial):
+def test_layers_do_not_mutate_inputs(student, reference, rng, partial, probes):
     """layers: relu, affine_backward and softmax_loss leave their inputs unchanged
 
     Gate, per part: the call's result is not trivial (zeros, one number, an input returned
@@ -203,19 +125,19 @@ def test_layers_do_not_mutate_inputs(student, reference, rng, partial):
     with partial.part("relu_forward"):
         result, args, _ = student.relu_forward.call_returning_args(x)
         x2 = -2 * x + 0.5
-        require_nontrivial("relu_forward", first_output("relu_forward", "out"),
-                           result, reference.relu_forward(x), dict(x=x),
-                           again=(student.relu_forward(x2), reference.relu_forward(x2)))
+        probes.require_nontrivial("relu_forward", probes.first_output("relu_forward", "out"),
+                                  result, reference.relu_forward(x), dict(x=x),
+                                  again=(student.relu_forward(x2), reference.relu_forward(x2)))
         assert_not_mutated({"x": x}, {"x": args[0]}, "relu_forward")
     with partial.part("relu_backward"):
         _, cache = expect_tuple(student.relu_forward(x), 2, "relu_forward")
         _, ref_cache = reference.relu_forward(x)
         result, args, _ = student.relu_backward.call_returning_args(dout, cache)
         dout2 = -2 * dout + 0.5
-        require_nontrivial("relu_backward", lambda r: [("dx", r)], result,
-                           reference.relu_backward(dout, ref_cache), dict(dout=dout, x=x),
-                           again=(student.relu_backward(dout2, cache),
-                                  reference.relu_backward(dout2, ref_cache)))
+        probes.require_nontrivial("relu_backward", lambda r: [("dx", r)], result,
+                                  reference.relu_backward(dout, ref_cache), dict(dout=dout, x=x),
+                                  again=(student.relu_backward(dout2, cache),
+                                         reference.relu_backward(dout2, ref_cache)))
         assert_not_mutated({"dout": dout}, {"dout": args[0]}, "relu_backward")
     with partial.part("affine_backward"):
         w, b = rng.standard_normal((5, 3)), rng.standard_normal(3)
@@ -229,10 +151,10 @@ def test_layers_do_not_mutate_inputs(student, reference, rng, partial):
             return list(zip(("dx", "dw", "db"), expect_tuple(r, 3, "affine_backward"),
                             strict=True))
 
-        require_nontrivial("affine_backward", grads, result,
-                           reference.affine_backward(up, ref_cache), dict(dout=up, x=x, w=w),
-                           again=(student.affine_backward(up2, cache),
-                                  reference.affine_backward(up2, ref_cache)))
+        probes.require_nontrivial("affine_backward", grads, result,
+                                  reference.affine_backward(up, ref_cache), dict(dout=up, x=x, w=w),
+                                  again=(student.affine_backward(up2, cache),
+                                         reference.affine_backward(up2, ref_cache)))
         assert_not_mutated({"dout": up}, {"dout": args[0]}, "affine_backward")
     with partial.part("softmax_loss"):
         result, args, _ = student.softmax_loss.call_returning_args(x, y)
@@ -241,9 +163,9 @@ def test_layers_do_not_mutate_inputs(student, reference, rng, partial):
         def loss_and_dx(r):
             return list(zip(("loss", "dx"), expect_tuple(r, 2, "softmax_loss"), strict=True))
 
-        require_nontrivial("softmax_loss", loss_and_dx, result, reference.softmax_loss(x, y),
-                           dict(x=x), again=(student.softmax_loss(x2, y),
-                                             reference.softmax_loss(x2, y)))
+        probes.require_nontrivial("softmax_loss", loss_and_dx, result, reference.softmax_loss(x, y),
+                                  dict(x=x), again=(student.softmax_loss(x2, y),
+                                                    reference.softmax_loss(x2, y)))
         assert_not_mutated({"x": x}, {"x": args[0]}, "softmax_loss")
 
 
@@ -287,9 +209,9 @@ def test_relu_backward(student, reference, rng, partial):
 
 @pytest.mark.points(4)
 @pytest.mark.covers("softmax_loss")
-def test_softmax_loss_matches_reference(student, reference, rng, partial):
+def test_softmax_loss_matches_reference(student, reference, rng, partial, probes):
     """softmax_loss: loss and dx against the reference"""
-    x, y = logits_and_labels(rng)
+    x, y = probes.logits_and_labels(rng)
     loss, dx = expect_tuple(student.softmax_loss(x, y), 2, "softmax_loss")
     ref_loss, ref_dx = reference.softmax_loss(x, y)
     with partial.part("loss"):
@@ -300,12 +222,12 @@ def test_softmax_loss_matches_reference(student, reference, rng, partial):
 
 @pytest.mark.points(3)
 @pytest.mark.covers("softmax_loss")
-def test_softmax_loss_numerical(student, reference, rng):
+def test_softmax_loss_numerical(student, reference, rng, probes):
     """softmax_loss: dx agrees with the numerical gradient of your loss
 
     Gate: your loss changes when x changes (as the reference's does) and your dx is not all
     zeros (as the reference's is not)."""
-    x, y = logits_and_labels(rng)
+    x, y = probes.logits_and_labels(rng)
     ref_dx = reference.softmax_loss(x, y)[1]
     ref_err = norm_error(ref_dx, numeric_gradient(lambda v: reference.softmax_loss(v, y)[0], x))
     _, dx = expect_tuple(student.softmax_loss(x, y), 2, "softmax_loss")
@@ -318,9 +240,9 @@ def test_softmax_loss_numerical(student, reference, rng):
 
 @pytest.mark.points(3)
 @pytest.mark.covers("softmax_loss")
-def test_softmax_loss_stable(student, reference, rng):
+def test_softmax_loss_stable(student, reference, rng, probes):
     """softmax_loss: finite and correct for logits of +-1000"""
-    x, y = logits_and_labels(rng, scale=1000.0)
+    x, y = probes.logits_and_labels(rng, scale=1000.0)
     x[0, :] = 1000.0
     x[1, :] = -1000.0
     loss, dx = expect_tuple(student.softmax_loss(x, y), 2, "softmax_loss")
@@ -331,25 +253,6 @@ def test_softmax_loss_stable(student, reference, rng):
 
 
 # ---- FullyConnectedNet -----------------------------------------------------------------------
-
-NET_ARGS = dict(hidden_dims=[6, 4], input_dim=5, num_classes=3, weight_scale=0.5, reg=0.3)
-
-
-def net_data(rng, n=4):
-    X = rng.standard_normal((n, NET_ARGS["input_dim"]))
-    y = np.arange(n) % NET_ARGS["num_classes"]
-    return X, y
-
-
-def random_params(rng):
-    """Parameters with non-zero biases, so a missing bias term or gradient shows."""
-    dims = [NET_ARGS["input_dim"], *NET_ARGS["hidden_dims"], NET_ARGS["num_classes"]]
-    params = {}
-    for i, (a, b) in enumerate(zip(dims[:-1], dims[1:], strict=False), start=1):
-        params[f"W{i}"] = 0.5 * rng.standard_normal((a, b))
-        params[f"b{i}"] = 0.1 * rng.standard_normal(b)
-    return params
-
 
 @pytest.mark.points(4)
 @pytest.mark.covers("FullyConnectedNet")
@@ -364,59 +267,32 @@ def test_net_initialisation(student, partial):
     check_initial_params(net.params, expected, scale, partial, "FullyConnectedNet")
 
 
-LAYERS = ("affine_forward", "affine_backward", "relu_forward", "relu_backward", "softmax_loss")
-
-
-def net_candidates(reference, reference_with, student, params, X, y):
-    """What a correct FullyConnectedNet.loss may return: the reference's (loss, grads), or the
-    contract's net run here around the student's own layers (their mistakes cost in their own
-    tests). A composite of layers that compute nothing (all-zero gradients) is no candidate."""
-    hybrid = reference_with(**{name: getattr(student, name) for name in LAYERS})
-    expected = net_with_params(reference, params).loss(X, y)
-    return [expected, without_null_parts(
-        own_parts(lambda: net_with_params(hybrid, params).loss(X, y)), expected)]
-
-
-def net_with_params(impl, params):
-    """A net of NET_ARGS's shape whose parameters are replaced by ``params``."""
-    net = impl.FullyConnectedNet(**NET_ARGS, seed=0)
-    net.params = params
-    return net
-
-
-def loss_and_grads(net, X, y):
-    loss, grads = expect_tuple(net.loss(X, y), 2, "FullyConnectedNet.loss")
-    if type(grads) is not dict:
-        raise CheckFailure(f"the gradients should be a dict, got {type(grads).__name__}")
-    return loss, grads
-
-
 @pytest.mark.points(4)
 @pytest.mark.covers("FullyConnectedNet")
-def test_net_scores(student, reference, reference_with, rng):
+def test_net_scores(student, reference, reference_with, rng, probes):
     """FullyConnectedNet.loss(X): scores with given parameters"""
-    X, _ = net_data(rng)
-    params = random_params(rng)
-    scores = net_with_params(student, params).loss(X)
+    X, _ = probes.net_data(rng)
+    params = probes.random_params(rng)
+    scores = probes.net_with_params(student, params).loss(X)
     # Right with the reference's layers or with the student's own (their tests charge them).
-    hybrid = reference_with(**{name: getattr(student, name) for name in LAYERS})
-    own = own_parts(lambda: net_with_params(hybrid, params).loss(X))
+    hybrid = reference_with(**{name: getattr(student, name) for name in probes.LAYERS})
+    own = own_parts(lambda: probes.net_with_params(hybrid, params).loss(X))
     if own is not None and not np.any(np.asarray(own)):
         own = None  # do-nothing layers: matching them pays nothing
     one_of(lambda want: assert_close(scores, want, "FullyConnectedNet scores", inputs=dict(X=X)),
-           [net_with_params(reference, params).loss(X), own])
+           [probes.net_with_params(reference, params).loss(X), own])
 
 
 @pytest.mark.points(6)
 @pytest.mark.covers("FullyConnectedNet")
-def test_net_loss_and_gradients(student, reference, reference_with, rng, partial):
+def test_net_loss_and_gradients(student, reference, reference_with, rng, partial, probes):
     """FullyConnectedNet.loss(X, y): loss and every gradient, with reg > 0"""
-    X, y = net_data(rng)
-    params = random_params(rng)
-    net = net_with_params(student, params)
-    loss, grads = loss_and_grads(net, X, y)
-    candidates = net_candidates(reference, reference_with, student, params, X, y)
-    inputs = dict(X=X, y=y, reg=NET_ARGS["reg"])
+    X, y = probes.net_data(rng)
+    params = probes.random_params(rng)
+    net = probes.net_with_params(student, params)
+    loss, grads = probes.loss_and_grads(net, X, y)
+    candidates = probes.net_candidates(reference, reference_with, student, params, X, y)
+    inputs = dict(X=X, y=y, reg=probes.NET_ARGS["reg"])
     with partial.part("loss", 2):
         one_of(lambda want: assert_close(loss, want[0], "FullyConnectedNet loss",
                                          inputs=inputs), candidates)
@@ -431,19 +307,19 @@ def test_net_loss_and_gradients(student, reference, reference_with, rng, partial
 
 @pytest.mark.points(4)
 @pytest.mark.covers("FullyConnectedNet")
-def test_net_numerical_gradients(student, reference, reference_with, rng, partial):
+def test_net_numerical_gradients(student, reference, reference_with, rng, partial, probes):
     """FullyConnectedNet: gradients agree with numerical gradients of your loss
 
     Gate, per parameter: your loss changes when the parameter changes and your gradient is not
     all zeros, where the reference's gradient is not zero."""
-    X, y = net_data(rng)
-    params = random_params(rng)
-    _, ref_grads = net_with_params(reference, params).loss(X, y)
-    net = net_with_params(student, params)
-    _, grads = loss_and_grads(net, X, y)
+    X, y = probes.net_data(rng)
+    params = probes.random_params(rng)
+    _, ref_grads = probes.net_with_params(reference, params).loss(X, y)
+    net = probes.net_with_params(student, params)
+    _, grads = probes.loss_and_grads(net, X, y)
     # Where your layers are wrong (their own tests), the contract's net built on them is right
     # too, though its gradients are then not those of its loss.
-    composed = net_candidates(reference, reference_with, student, params, X, y)[1]
+    composed = probes.net_candidates(reference, reference_with, student, params, X, y)[1]
     for key in sorted(params):
         with partial.part(f"grads[{key!r}]"):
             def of_own_loss(_, key=key):
@@ -456,7 +332,7 @@ def test_net_numerical_gradients(student, reference, reference_with, rng, partia
                                             f"FullyConnectedNet grads[{key!r}]",
                                             "FullyConnectedNet.loss", f"params[{key!r}]")
                 assert_gradient(grads.get(key), numeric, f"FullyConnectedNet grads[{key!r}]",
-                                tol=1e-6, inputs=dict(X=X, y=y, reg=NET_ARGS["reg"]))
+                                tol=1e-6, inputs=dict(X=X, y=y, reg=probes.NET_ARGS["reg"]))
 
             def of_own_layers(_, key=key):
                 if composed is None:
@@ -467,17 +343,6 @@ def test_net_numerical_gradients(student, reference, reference_with, rng, partia
 
 
 # ---- optimizers ------------------------------------------------------------------------------
-
-def run_steps(impl, rule, w, dws, config):
-    """Apply ``rule`` for each gradient in turn, threading the config through. The rule gets
-    copies of ``w`` and ``dw``: it may update w in place (the contract allows it)."""
-    outs = []
-    for dw in dws:
-        result = expect_tuple(getattr(impl, rule)(np.array(w), np.array(dw), config), 2, rule)
-        w, config = result
-        outs.append((w, config))
-    return outs
-
 
 OPTIMIZER_CASES = {
     "sgd": {"learning_rate": 0.1},
@@ -495,12 +360,12 @@ def rules(names):
 
 @pytest.mark.parametrize("rule", rules(OPTIMIZER_CASES))
 @pytest.mark.points(3)
-def test_optimizer_steps(rule, student, reference, rng, partial):
+def test_optimizer_steps(rule, student, reference, rng, partial, probes):
     """optimizer: three steps against the reference (non-default hyperparameters)"""
     w = rng.standard_normal((4, 3))
     dws = [rng.standard_normal((4, 3)) for _ in range(3)]
-    got = run_steps(student, rule, w, dws, dict(OPTIMIZER_CASES[rule]))
-    want = run_steps(reference, rule, w, dws, dict(OPTIMIZER_CASES[rule]))
+    got = probes.run_steps(student, rule, w, dws, dict(OPTIMIZER_CASES[rule]))
+    want = probes.run_steps(reference, rule, w, dws, dict(OPTIMIZER_CASES[rule]))
     for step, ((w_got, _), (w_want, _)) in enumerate(zip(got, want, strict=False), start=1):
         with partial.part(f"step {step}"):
             assert_close(w_got, w_want, f"{rule} next_w after step {step}",
@@ -509,12 +374,12 @@ def test_optimizer_steps(rule, student, reference, rng, partial):
 
 @pytest.mark.parametrize("rule", rules(["rmsprop", "adam"]))
 @pytest.mark.points(2)
-def test_optimizer_small_gradients(rule, student, reference, rng):
+def test_optimizer_small_gradients(rule, student, reference, rng, probes):
     """optimizer: two steps with tiny gradients, where epsilon's placement matters"""
     w = rng.standard_normal((4, 3))
     dws = [1e-5 * rng.standard_normal((4, 3)) for _ in range(2)]
-    got = run_steps(student, rule, w, dws, {"learning_rate": 1e-3})
-    want = run_steps(reference, rule, w, dws, {"learning_rate": 1e-3})
+    got = probes.run_steps(student, rule, w, dws, {"learning_rate": 1e-3})
+    want = probes.run_steps(reference, rule, w, dws, {"learning_rate": 1e-3})
     assert_close(got[-1][0], want[-1][0], f"{rule} next_w after two steps with |dw| ~ 1e-5",
                  inputs=dict(w=w, dw=dws[-1]))
 
@@ -540,7 +405,7 @@ def test_optimizer_defaults(rule, student, reference, rng):
 
 @pytest.mark.parametrize("rule", rules(OPTIMIZER_CASES))
 @pytest.mark.points(1)
-def test_optimizer_leaves_dw_unchanged(rule, student, reference, rng):
+def test_optimizer_leaves_dw_unchanged(rule, student, reference, rng, probes):
     """optimizer: dw is left unchanged (w may be updated in place, returned as next_w)
 
     The contract: an optimizer may update w in place provided it returns the updated array as
@@ -555,10 +420,10 @@ def test_optimizer_leaves_dw_unchanged(rule, student, reference, rng):
 
     result, args, _ = update.call_returning_args(w, dw, config())
     w2, dw2 = w + 1.0, -2 * dw + 0.5
-    require_nontrivial(rule, first_output(rule, "next_w"), result,
-                       ref_update(w.copy(), dw.copy(), config()), dict(w=w, dw=dw),
-                       again=(update(w2, dw2, config()), ref_update(w2.copy(), dw2.copy(),
-                                                                    config())))
+    probes.require_nontrivial(rule, probes.first_output(rule, "next_w"), result,
+                              ref_update(w.copy(), dw.copy(), config()), dict(w=w, dw=dw),
+                              again=(update(w2, dw2, config()), ref_update(w2.copy(), dw2.copy(),
+                                                                           config())))
     assert_not_mutated({"dw": dw}, {"dw": args[1]}, rule)
     w_after, next_w = args[0], result[0]
     if not (type(w_after) is np.ndarray and w_after.shape == w.shape
@@ -570,10 +435,6 @@ def test_optimizer_leaves_dw_unchanged(rule, student, reference, rng):
 
 # ---- training --------------------------------------------------------------------------------
 
-TRAIN = dict(hidden_dims=[64], weight_scale=0.1, reg=1e-4, optimizer="adam",
-             learning_rate=5e-3, batch_size=64, epochs=15, seed=0)
-
-
 # The trained check trains on a disguised copy of digits (features shuffled and half of them
 # negated, labels renamed; data.disguise) and evaluates the trained params with the reference's
 # forward pass here, on test rows the worker is never sent: a net that looks rows up in the
@@ -581,46 +442,15 @@ TRAIN = dict(hidden_dims=[64], weight_scale=0.1, reg=1e-4, optimizer="adam",
 DISGUISE_SEED = 70_913
 
 
-def train_net(impl, reference, digits, recipe=TRAIN):
-    """Train ``impl``'s net with its optimizer; the test accuracy of the trained params, by the
-    reference's forward pass in this process."""
-    X_train, X_test, y_train, y_test = digits
-    shape = dict(input_dim=64, num_classes=10, weight_scale=recipe["weight_scale"],
-                 reg=recipe["reg"], seed=recipe["seed"])
-    net = impl.FullyConnectedNet(recipe["hidden_dims"], **shape)
-    params = net.params
-    configs = {k: {"learning_rate": recipe["learning_rate"]} for k in params}
-    update = getattr(impl, recipe["optimizer"])
-    order_rng = np.random.default_rng(recipe["seed"])
-    for _ in range(recipe["epochs"]):
-        order = order_rng.permutation(len(X_train))
-        for start in range(0, len(order), recipe["batch_size"]):
-            idx = order[start:start + recipe["batch_size"]]
-            _, grads = expect_tuple(net.loss(X_train[idx], y_train[idx]), 2, "loss")
-            for key in params:
-                params[key], configs[key] = expect_tuple(
-                    update(params[key], grads[key], configs[key]), 2, recipe["optimizer"])
-            net.params = params
-    judge = reference.FullyConnectedNet(recipe["hidden_dims"], **shape)
-    if type(params) is not dict or sorted(params) != sorted(judge.params):
-        raise CheckFailure(f"after training, net.params has the keys "
-                           f"{sorted(params) if isinstance(params, dict) else type_name(params)}"
-                           f"; the contract's are {sorted(judge.params)}")
-    judge.params = {key: expect_array(params[key], f"the trained params[{key!r}]",
-                                      shape=judge.params[key].shape) for key in judge.params}
-    scores = judge.loss(X_test)
-    return float(np.mean(np.argmax(scores, axis=1) == y_test))
-
-
 @pytest.mark.points(10)
 @pytest.mark.time_limit(60)
 @pytest.mark.covers("FullyConnectedNet", "adam")
 @pytest.mark.integration  # end to end: any upstream mistake costs here
-def test_trained_accuracy(student, reference, digits, train_seed):
+def test_trained_accuracy(student, reference, digits, train_seed, probes):
     """Training: your net and adam reach 95% test accuracy on digits"""
-    recipe = dict(TRAIN, seed=train_seed)
-    accuracy = train_net(student, reference, disguise(digits, DISGUISE_SEED + train_seed,
-                                                      flip="sign"), recipe)
+    recipe = dict(probes.TRAIN, seed=train_seed)
+    accuracy = probes.train_net(student, reference, disguise(digits, DISGUISE_SEED + train_seed,
+                                                             flip="sign"), recipe)
     assert_metric(accuracy, 0.95, "test accuracy",
                   detail=f"after training with {recipe} on a disguised copy of digits "
                          "(features shuffled and half negated, labels renamed), measured by "

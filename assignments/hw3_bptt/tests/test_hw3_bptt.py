@@ -7,7 +7,6 @@ reach the first one, masks and padding that differ between rows.
 import numpy as np
 import pytest
 
-from autograder import testing
 from autograder.testing import (CheckFailure, assert_close, assert_gradient, assert_metric,
                                 assert_not_mutated, expect_array, expect_scalar, expect_tuple,
                                 gradient_tolerance, norm_error, numeric_gradient, numeric_vjp,
@@ -19,43 +18,6 @@ STEP_ARGS = ("x", "prev_h", "Wx", "Wh", "b")
 RNN_ARGS = ("x", "h0", "Wx", "Wh", "b")
 
 
-def rnn_params(rng, D=4, H=5):
-    Wx = rng.standard_normal((D, H)) / np.sqrt(D)
-    # Spectral radius near 1: a gradient from step T-1 is still clearly visible at step 0.
-    Wh = 1.2 * rng.standard_normal((H, H)) / np.sqrt(H)
-    b = 0.3 * rng.standard_normal(H)
-    return Wx, Wh, b
-
-
-def rnn_inputs(rng, N=3, T=10, D=4, H=5):
-    x = rng.standard_normal((N, T, D))
-    h0 = 0.5 * rng.standard_normal((N, H))
-    return (x, h0, *rnn_params(rng, D, H))
-
-
-def step_inputs(rng, N=3, D=4, H=5):
-    x = rng.standard_normal((N, D))
-    prev_h = rng.standard_normal((N, H))
-    return (x, prev_h, *rnn_params(rng, D, H))
-
-
-def first(impl, name):
-    """impl.name(...)[0] as a function: the forward output whose numerical VJP we take."""
-    return lambda *args: getattr(impl, name)(*args)[0]
-
-
-def backward_of(impl, forward, backward, args, dout, count):
-    _, cache = expect_tuple(getattr(impl, forward)(*args), 2, forward)
-    return expect_tuple(getattr(impl, backward)(dout, cache), count, backward)
-
-
-def reference_vjp_error(reference, forward, backward, args, dout, count):
-    """The reference's own numerical error on these inputs: the scale of a fair tolerance."""
-    grads = backward_of(reference, forward, backward, args, dout, count)
-    return max(norm_error(g, numeric_vjp(first(reference, forward), list(args), i, dout))
-               for i, g in enumerate(grads))
-
-
 # ---- each mistake costs once -----------------------------------------------------------------
 # A composite (rnn_forward over rnn_step_forward, rnn_backward over rnn_step_backward and
 # rnn_forward's cache, the language model over every layer) is right when it matches the
@@ -63,40 +25,6 @@ def reference_vjp_error(reference, forward, backward, args, dout, count):
 # reference_with copy): a wrong part then costs only in its own tests. A backward whose cache
 # format the contract fixes is called with the reference's cache, so the forward's mistakes
 # never reach it.
-
-def own_parts(compute):
-    """``compute()`` with the student's parts, or None where one of them fails or returns
-    something the contract's composite cannot use (its own tests say so), and where the result
-    is one constant (do-nothing parts: matching them earns nothing)."""
-    value = testing.own_parts(compute)
-    if value is None:
-        return None
-    try:
-        return None if _constant(_leaves(value)) is not None else value
-    except (TypeError, ValueError):
-        return None
-
-
-def on_reference_cache(reference, student, forward, backward, args, dout, count):
-    """The student's backward on the reference's cache for ``args`` (the format the notebook
-    describes), or None where it cannot read it (a cache format of the student's own)."""
-    _, cache = getattr(reference, forward)(*args)
-    return own_parts(lambda: expect_tuple(getattr(student, backward)(dout, cache), count,
-                                          backward))
-
-
-def rnn_with_student_steps(reference_with, student):
-    return reference_with(rnn_step_forward=student.rnn_step_forward,
-                          rnn_step_backward=student.rnn_step_backward)
-
-
-def rnn_backward_candidates(reference, reference_with, student, args, dh, student_cache):
-    """What a correct rnn_backward may return: the reference's, or the contract's rnn_backward
-    with the student's step functions, on the student's rnn_forward cache or on its own."""
-    hybrid = rnn_with_student_steps(reference_with, student)
-    return [backward_of(reference, "rnn_forward", "rnn_backward", args, dh, 5),
-            own_parts(lambda: tuple(hybrid.rnn_backward(dh, student_cache))),
-            own_parts(lambda: backward_of(hybrid, "rnn_forward", "rnn_backward", args, dh, 5))]
 
 
 # ---- gates: nothing for nothing ---------------------------------------------------------------
@@ -108,104 +36,14 @@ def rnn_backward_candidates(reference, reference_with, student, args, dh, studen
 # forward depends on the input and the backward is not zero where the reference's are not
 # (require_gradient_computes). Each test's docstring comment names its gate.
 
-GATE = "this property is checked only for a function that computes something"
-
-
-def _leaves(value):
-    """The arrays and numbers of a result, in a fixed order (tuples, lists and dicts opened)."""
-    if isinstance(value, (tuple, list)):
-        return [leaf for v in value for leaf in _leaves(v)]
-    if isinstance(value, dict):
-        return [leaf for k in sorted(value, key=str) for leaf in _leaves(value[k])]
-    return [value]
-
-
-def _numeric(leaf):
-    return type(leaf) is np.ndarray and leaf.dtype.kind in "fiub" or (
-        not isinstance(leaf, bool) and isinstance(leaf, (int, float, np.number)))
-
-
-def _same_structure(value, expected) -> bool:
-    if isinstance(expected, (tuple, list)):
-        return (type(value) is type(expected) and len(value) == len(expected)
-                and all(_same_structure(v, e) for v, e in zip(value, expected, strict=True)))
-    if isinstance(expected, dict):
-        return (type(value) is dict and sorted(value, key=str) == sorted(expected, key=str)
-                and all(_same_structure(value[k], expected[k]) for k in expected))
-    if isinstance(expected, np.ndarray) and expected.ndim > 0:
-        return type(value) is np.ndarray and value.shape == expected.shape
-    return _numeric(value) or type(value) is np.ndarray and value.size == 1
-
-
-def _constant(leaves):
-    """The one number every entry of every leaf equals, or None."""
-    values = [np.asarray(leaf, dtype=np.float64).ravel() for leaf in leaves]
-    values = [v for v in values if v.size]
-    if not values:
-        return None
-    first = values[0][0]
-    return float(first) if all(np.all(v == first) for v in values) else None
-
-
-def _equal(a, b) -> bool:
-    if not _same_structure(a, b):
-        return False
-    return all(np.array_equal(np.asarray(x), np.asarray(y))
-               for x, y in zip(_leaves(a), _leaves(b), strict=True))
-
-
-def require_computes(value, expected, what, *, inputs=None):
-    """The gate of a property that a do-nothing function has too.
-
-    ``value`` is the student's result of the call the test is about, ``expected`` the
-    reference's on the same arguments. Raises CheckFailure when ``value`` is one of the
-    arguments in ``inputs`` returned unchanged, is not of the reference's form, or is all
-    zeros / one constant where the reference's is not.
-    """
-    for name, given in (inputs or {}).items():
-        if _equal(value, given) and not _equal(expected, given):
-            raise CheckFailure(f"{what}: {GATE}; yours returned its argument {name} unchanged",
-                               what=what)
-    if not _same_structure(value, expected):
-        if _numeric(value) and not _numeric(expected):
-            got = f"the constant {value!r}"
-        else:
-            got = f"a {type(value).__name__}, not a result of the expected form"
-        raise CheckFailure(f"{what}: {GATE}; yours returned {got}", what=what)
-    got, want = _constant(_leaves(value)), _constant(_leaves(expected))
-    if got is not None and want is None:
-        kind = "zeros" if got == 0 else f"the constant {got:g} everywhere"
-        raise CheckFailure(f"{what}: {GATE}; yours returned {kind}", what=what)
-
-
-def require_gradient_computes(analytic, numeric, expected, what, forward, arg):
-    """The gate of a numerical-gradient check against the student's own forward.
-
-    Zero gradients agree with the numerical gradient of a forward that ignores its input, so
-    the check pays only when the forward changes when ``arg`` changes (its numerical gradient
-    is not zero) and the analytic gradient is not all zeros, wherever the reference's
-    gradient ``expected`` is not zero.
-    """
-    expected = np.asarray(expected, dtype=np.float64)
-    scale = float(np.linalg.norm(expected))
-    if scale == 0.0:
-        return
-    if float(np.linalg.norm(numeric)) <= 1e-8 * scale:
-        raise CheckFailure(
-            f"{what}: {GATE}; your {forward} does not change when {arg} changes (its numerical "
-            f"gradient is zero), while the correct one does", what=what)
-    if type(analytic) is np.ndarray and analytic.shape == expected.shape and \
-            not np.any(analytic):
-        raise CheckFailure(f"{what}: {GATE}; yours returned zeros", what=what)
-
 
 # ---- one step -------------------------------------------------------------------------------
 
 @pytest.mark.points(3)
 @pytest.mark.covers("rnn_step_forward")
-def test_rnn_step_forward_values(student, reference, rng):
+def test_rnn_step_forward_values(student, reference, rng, probes):
     """rnn_step_forward: next_h values on a (3, 4) input with H = 5"""
-    args = step_inputs(rng)
+    args = probes.step_inputs(rng)
     next_h, _ = expect_tuple(student.rnn_step_forward(*args), 2, "rnn_step_forward")
     expected, _ = reference.rnn_step_forward(*args)
     assert_close(next_h, expected, "rnn_step_forward next_h",
@@ -214,16 +52,17 @@ def test_rnn_step_forward_values(student, reference, rng):
 
 @pytest.mark.points(5)
 @pytest.mark.covers("rnn_step_backward")
-def test_rnn_step_backward_matches_reference(student, reference, rng, partial):
+def test_rnn_step_backward_matches_reference(student, reference, rng, partial, probes):
     """rnn_step_backward: dx, dprev_h, dWx, dWh, db against the reference"""
-    args = step_inputs(rng)
+    args = probes.step_inputs(rng)
     dnext = rng.standard_normal((3, 5))
-    grads = backward_of(student, "rnn_step_forward", "rnn_step_backward", args, dnext, 5)
-    expected = backward_of(reference, "rnn_step_forward", "rnn_step_backward", args, dnext, 5)
+    grads = probes.backward_of(student, "rnn_step_forward", "rnn_step_backward", args, dnext, 5)
+    expected = probes.backward_of(reference, "rnn_step_forward", "rnn_step_backward", args,
+                                  dnext, 5)
     # With your own cache, or, where your forward is wrong (its own test), with the cache the
     # notebook describes made by the reference (if your backward reads that format).
-    on_contract = on_reference_cache(reference, student, "rnn_step_forward",
-                                     "rnn_step_backward", args, dnext, 5)
+    on_contract = probes.on_reference_cache(reference, student, "rnn_step_forward",
+                                            "rnn_step_backward", args, dnext, 5)
     inputs = dict(x=args[0], prev_h=args[1], dnext_h=dnext)
     for i, (name, want) in enumerate(zip(STEP_NAMES, expected, strict=True)):
         with partial.part(name):
@@ -234,27 +73,29 @@ def test_rnn_step_backward_matches_reference(student, reference, rng, partial):
 
 @pytest.mark.points(3)
 @pytest.mark.covers("rnn_step_backward")
-def test_rnn_step_backward_numerical(student, reference, rng, partial):
+def test_rnn_step_backward_numerical(student, reference, rng, partial, probes):
     """rnn_step_backward: agrees with numerical gradients of your rnn_step_forward"""
     # Gate (require_gradient_computes), per gradient: your rnn_step_forward changes when that
     # argument changes and your gradient is not all zeros, as the reference's.
-    args = step_inputs(rng)
+    args = probes.step_inputs(rng)
     dnext = rng.standard_normal((3, 5))
-    tol = gradient_tolerance(reference_vjp_error(reference, "rnn_step_forward",
-                                                 "rnn_step_backward", args, dnext, 5))
-    expected = backward_of(reference, "rnn_step_forward", "rnn_step_backward", args, dnext, 5)
-    grads = backward_of(student, "rnn_step_forward", "rnn_step_backward", args, dnext, 5)
+    tol = gradient_tolerance(probes.reference_vjp_error(reference, "rnn_step_forward",
+                                                        "rnn_step_backward", args, dnext, 5))
+    expected = probes.backward_of(reference, "rnn_step_forward", "rnn_step_backward", args,
+                                  dnext, 5)
+    grads = probes.backward_of(student, "rnn_step_forward", "rnn_step_backward", args, dnext, 5)
     # The gradient of your own forward, or, where your forward is wrong (its own test), the
     # gradient of the contract's forward on the reference's cache (if your backward reads it).
-    on_contract = on_reference_cache(reference, student, "rnn_step_forward",
-                                     "rnn_step_backward", args, dnext, 5)
+    on_contract = probes.on_reference_cache(reference, student, "rnn_step_forward",
+                                            "rnn_step_backward", args, dnext, 5)
     for i, (name, got) in enumerate(zip(STEP_NAMES, grads, strict=True)):
         with partial.part(name):
             def of_own_forward(_, i=i, name=name, got=got):
-                numeric = numeric_vjp(first(student, "rnn_step_forward"), list(args), i, dnext)
-                require_gradient_computes(got, numeric, expected[i],
-                                          f"rnn_step_backward {name}", "rnn_step_forward",
-                                          STEP_ARGS[i])
+                numeric = numeric_vjp(probes.first(student, "rnn_step_forward"), list(args), i,
+                                      dnext)
+                probes.require_gradient_computes(got, numeric, expected[i],
+                                                 f"rnn_step_backward {name}", "rnn_step_forward",
+                                                 STEP_ARGS[i])
                 assert_gradient(got, numeric, f"rnn_step_backward {name}", tol=tol,
                                 inputs=dict(x=args[0], prev_h=args[1], dnext_h=dnext))
 
@@ -270,15 +111,15 @@ def test_rnn_step_backward_numerical(student, reference, rng, partial):
 
 @pytest.mark.points(4)
 @pytest.mark.covers("rnn_forward")
-def test_rnn_forward_values(student, reference, reference_with, rng):
+def test_rnn_forward_values(student, reference, reference_with, rng, probes):
     """rnn_forward: hidden states of a T = 10 sequence from a non-zero h0"""
-    args = rnn_inputs(rng)
+    args = probes.rnn_inputs(rng)
     h, _ = expect_tuple(student.rnn_forward(*args), 2, "rnn_forward")
     expected, _ = reference.rnn_forward(*args)
     h = expect_array(h, "rnn_forward h", shape=expected.shape)
     hybrid = reference_with(rnn_step_forward=student.rnn_step_forward)
-    own = own_parts(lambda: expect_array(hybrid.rnn_forward(*args)[0], "h",
-                                         shape=expected.shape))
+    own = probes.own_parts(lambda: expect_array(hybrid.rnn_forward(*args)[0], "h",
+                                                shape=expected.shape))
 
     def same_states(want):
         for t in range(want.shape[1]):  # the first wrong step says the most
@@ -289,13 +130,13 @@ def test_rnn_forward_values(student, reference, reference_with, rng):
 
 @pytest.mark.points(6)
 @pytest.mark.covers("rnn_backward")
-def test_rnn_backward_matches_reference(student, reference, reference_with, rng, partial):
+def test_rnn_backward_matches_reference(student, reference, reference_with, rng, partial, probes):
     """rnn_backward: dx, dh0, dWx, dWh, db of a T = 10 sequence against the reference"""
-    args = rnn_inputs(rng)
+    args = probes.rnn_inputs(rng)
     dh = rng.standard_normal((3, 10, 5))
     _, cache = expect_tuple(student.rnn_forward(*args), 2, "rnn_forward")
     grads = expect_tuple(student.rnn_backward(dh, cache), 5, "rnn_backward")
-    candidates = rnn_backward_candidates(reference, reference_with, student, args, dh, cache)
+    candidates = probes.rnn_backward_candidates(reference, reference_with, student, args, dh, cache)
     inputs = dict(x=args[0], h0=args[1], dh=dh)
     for i, (name, got, weight) in enumerate(zip(RNN_NAMES, grads, (2, 1, 1, 1, 1),
                                                 strict=True)):
@@ -306,27 +147,27 @@ def test_rnn_backward_matches_reference(student, reference, reference_with, rng,
 
 @pytest.mark.points(5)
 @pytest.mark.covers("rnn_backward")
-def test_rnn_backward_numerical(student, reference, reference_with, rng, partial):
+def test_rnn_backward_numerical(student, reference, reference_with, rng, partial, probes):
     """rnn_backward: agrees with numerical gradients of your rnn_forward (T = 10, dh0 too)"""
     # Gate (require_gradient_computes), per gradient: your rnn_forward changes when that
     # argument changes and your gradient is not all zeros, as the reference's.
-    args = rnn_inputs(rng, N=2)
+    args = probes.rnn_inputs(rng, N=2)
     dh = rng.standard_normal((2, 10, 5))
-    tol = gradient_tolerance(reference_vjp_error(reference, "rnn_forward", "rnn_backward",
-                                                 args, dh, 5))
-    expected = backward_of(reference, "rnn_forward", "rnn_backward", args, dh, 5)
+    tol = gradient_tolerance(probes.reference_vjp_error(reference, "rnn_forward", "rnn_backward",
+                                                        args, dh, 5))
+    expected = probes.backward_of(reference, "rnn_forward", "rnn_backward", args, dh, 5)
     _, cache = expect_tuple(student.rnn_forward(*args), 2, "rnn_forward")
     grads = expect_tuple(student.rnn_backward(dh, cache), 5, "rnn_backward")
     # Where your step functions are wrong (their own tests), the contract's rnn_backward built
     # on them is right too.
-    hybrid = rnn_with_student_steps(reference_with, student)
-    composed = own_parts(lambda: tuple(hybrid.rnn_backward(dh, cache)))
+    hybrid = probes.rnn_with_student_steps(reference_with, student)
+    composed = probes.own_parts(lambda: tuple(hybrid.rnn_backward(dh, cache)))
     for i, (name, got) in enumerate(zip(RNN_NAMES, grads, strict=True)):
         with partial.part(name):
             def of_own_forward(_, i=i, name=name, got=got):
-                numeric = numeric_vjp(first(student, "rnn_forward"), list(args), i, dh)
-                require_gradient_computes(got, numeric, expected[i], f"rnn_backward {name}",
-                                          "rnn_forward", RNN_ARGS[i])
+                numeric = numeric_vjp(probes.first(student, "rnn_forward"), list(args), i, dh)
+                probes.require_gradient_computes(got, numeric, expected[i], f"rnn_backward {name}",
+                                                 "rnn_forward", RNN_ARGS[i])
                 assert_gradient(got, numeric, f"rnn_backward {name}", tol=tol,
                                 inputs=dict(x=args[0], h0=args[1], dh=dh))
 
@@ -339,14 +180,14 @@ def test_rnn_backward_numerical(student, reference, reference_with, rng, partial
 
 @pytest.mark.points(3)
 @pytest.mark.covers("rnn_backward")
-def test_rnn_backward_long_range(student, reference, reference_with, rng, partial):
+def test_rnn_backward_long_range(student, reference, reference_with, rng, partial, probes):
     """rnn_backward: a gradient on the last of 12 hidden states reaches every earlier step"""
-    args = rnn_inputs(rng, T=12)
+    args = probes.rnn_inputs(rng, T=12)
     dh = np.zeros((3, 12, 5))
     dh[:, -1] = rng.standard_normal((3, 5))
     _, cache = expect_tuple(student.rnn_forward(*args), 2, "rnn_forward")
     dx, dh0, *_ = expect_tuple(student.rnn_backward(dh, cache), 5, "rnn_backward")
-    candidates = rnn_backward_candidates(reference, reference_with, student, args, dh, cache)
+    candidates = probes.rnn_backward_candidates(reference, reference_with, student, args, dh, cache)
     dx = expect_array(dx, "rnn_backward dx", shape=candidates[0][0].shape)
     inputs = dict(x=args[0], h0=args[1], dh=dh)
 
@@ -365,17 +206,11 @@ def test_rnn_backward_long_range(student, reference, reference_with, rng, partia
 
 # ---- embedding --------------------------------------------------------------------------------
 
-def embedding_inputs(rng, V=7, D=3):
-    x = np.array([[0, 3, 3, 6], [3, 1, 0, 3], [5, 3, 1, 1]])  # 3 and 1 repeat; 2 and 4 unused
-    W = rng.standard_normal((V, D))
-    return x, W
-
-
 @pytest.mark.points(2)
 @pytest.mark.covers("word_embedding_forward")
-def test_word_embedding_forward_values(student, reference, rng):
+def test_word_embedding_forward_values(student, reference, rng, probes):
     """word_embedding_forward: vectors of a (3, 4) batch of indices"""
-    x, W = embedding_inputs(rng)
+    x, W = probes.embedding_inputs(rng)
     out, _ = expect_tuple(student.word_embedding_forward(x, W), 2, "word_embedding_forward")
     expected, _ = reference.word_embedding_forward(x, W)
     assert_close(out, expected, "word_embedding_forward out", inputs=dict(x=x, W=W))
@@ -383,11 +218,11 @@ def test_word_embedding_forward_values(student, reference, rng):
 
 @pytest.mark.points(4)
 @pytest.mark.covers("word_embedding_backward")
-def test_word_embedding_backward_repeated_indices(student, reference, rng, partial):
+def test_word_embedding_backward_repeated_indices(student, reference, rng, partial, probes):
     """word_embedding_backward: gradients of words that appear several times add up"""
     # Gate of the numerical part (require_gradient_computes): your word_embedding_forward
     # changes when W changes and your dW is not all zeros, as the reference's.
-    x, W = embedding_inputs(rng)
+    x, W = probes.embedding_inputs(rng)
     dout = rng.standard_normal((3, 4, 3))
     inputs = dict(x=x, W=W, dout=dout)
     _, cache = expect_tuple(student.word_embedding_forward(x, W), 2, "word_embedding_forward")
@@ -400,23 +235,18 @@ def test_word_embedding_backward_repeated_indices(student, reference, rng, parti
                      inputs=inputs)
     with partial.part("numerical gradient"):
         numeric = numeric_vjp(lambda w: student.word_embedding_forward(x, w)[0], [W], 0, dout)
-        require_gradient_computes(dW, numeric, ref_dW, "word_embedding_backward dW",
-                                  "word_embedding_forward", "W")
+        probes.require_gradient_computes(dW, numeric, ref_dW, "word_embedding_backward dW",
+                                         "word_embedding_forward", "W")
         assert_gradient(dW, numeric, "word_embedding_backward dW", tol=1e-7, inputs=inputs)
 
 
 # ---- temporal affine ----------------------------------------------------------------------------
 
-def temporal_affine_inputs(rng, N=3, T=4, D=5, M=6):
-    return (rng.standard_normal((N, T, D)), rng.standard_normal((D, M)),
-            rng.standard_normal(M))
-
-
 @pytest.mark.points(2)
 @pytest.mark.covers("temporal_affine_forward")
-def test_temporal_affine_forward_values(student, reference, rng):
+def test_temporal_affine_forward_values(student, reference, rng, probes):
     """temporal_affine_forward: output values on a (3, 4, 5) input"""
-    x, w, b = temporal_affine_inputs(rng)
+    x, w, b = probes.temporal_affine_inputs(rng)
     out, _ = expect_tuple(student.temporal_affine_forward(x, w, b), 2, "temporal_affine_forward")
     expected, _ = reference.temporal_affine_forward(x, w, b)
     assert_close(out, expected, "temporal_affine_forward out", inputs=dict(x=x, w=w, b=b))
@@ -424,25 +254,25 @@ def test_temporal_affine_forward_values(student, reference, rng):
 
 @pytest.mark.points(4)
 @pytest.mark.covers("temporal_affine_backward")
-def test_temporal_affine_backward(student, reference, rng, partial):
+def test_temporal_affine_backward(student, reference, rng, partial, probes):
     """temporal_affine_backward: dx, dw, db against the reference and numerical gradients"""
-    args = temporal_affine_inputs(rng)
+    args = probes.temporal_affine_inputs(rng)
     dout = rng.standard_normal((3, 4, 6))
     inputs = dict(x=args[0], w=args[1], b=args[2], dout=dout)
-    grads = backward_of(student, "temporal_affine_forward", "temporal_affine_backward", args,
-                        dout, 3)
-    expected = backward_of(reference, "temporal_affine_forward", "temporal_affine_backward",
-                           args, dout, 3)
+    grads = probes.backward_of(student, "temporal_affine_forward", "temporal_affine_backward", args,
+                               dout, 3)
+    expected = probes.backward_of(reference, "temporal_affine_forward", "temporal_affine_backward",
+                                  args, dout, 3)
     # With your own cache, or, where your forward is wrong (its own test), with the reference's
     # cache (x, w, b) as the notebook describes it (if your backward reads that format).
-    on_contract = on_reference_cache(reference, student, "temporal_affine_forward",
-                                     "temporal_affine_backward", args, dout, 3)
+    on_contract = probes.on_reference_cache(reference, student, "temporal_affine_forward",
+                                            "temporal_affine_backward", args, dout, 3)
     for i, (name, want) in enumerate(zip(("dx", "dw", "db"), expected, strict=True)):
         with partial.part(name):
             def right(got, i=i, name=name, want=want, forward=None):
                 assert_close(got[i], want, f"temporal_affine_backward {name}", inputs=inputs)
-                numeric = numeric_vjp(first(forward, "temporal_affine_forward"), list(args), i,
-                                      dout)
+                numeric = numeric_vjp(probes.first(forward, "temporal_affine_forward"),
+                                      list(args), i, dout)
                 assert_gradient(got[i], numeric, f"temporal_affine_backward {name}", tol=1e-7,
                                 inputs=inputs)
             one_of(lambda pair: right(pair[0], forward=pair[1]),
@@ -451,19 +281,11 @@ def test_temporal_affine_backward(student, reference, rng, partial):
 
 # ---- temporal softmax loss ------------------------------------------------------------------
 
-def loss_inputs(rng, N=3, T=5, V=6):
-    x = rng.standard_normal((N, T, V))
-    y = rng.integers(0, V, size=(N, T))
-    # Rows with different numbers of counted steps, and a hole in the middle of one row.
-    mask = np.array([[1, 1, 1, 1, 1], [1, 1, 0, 0, 0], [1, 0, 1, 1, 0]], dtype=bool)
-    return x, y, mask
-
-
 @pytest.mark.points(4)
 @pytest.mark.covers("temporal_softmax_loss")
-def test_temporal_softmax_loss_matches_reference(student, reference, rng, partial):
+def test_temporal_softmax_loss_matches_reference(student, reference, rng, partial, probes):
     """temporal_softmax_loss: loss and dx with a mixed mask, against the reference"""
-    x, y, mask = loss_inputs(rng)
+    x, y, mask = probes.loss_inputs(rng)
     inputs = dict(x=x, y=y, mask=mask)
     loss, dx = expect_tuple(student.temporal_softmax_loss(x, y, mask), 2,
                             "temporal_softmax_loss")
@@ -476,11 +298,11 @@ def test_temporal_softmax_loss_matches_reference(student, reference, rng, partia
 
 @pytest.mark.points(3)
 @pytest.mark.covers("temporal_softmax_loss")
-def test_temporal_softmax_loss_numerical(student, reference, rng):
+def test_temporal_softmax_loss_numerical(student, reference, rng, probes):
     """temporal_softmax_loss: dx agrees with the numerical gradient of your loss (mixed mask)"""
     # Gate (require_gradient_computes): your loss changes when x changes and your dx is not
     # all zeros, as the reference's.
-    x, y, mask = loss_inputs(rng, N=2, T=5, V=4)
+    x, y, mask = probes.loss_inputs(rng, N=2, T=5, V=4)
     mask = mask[:2]
     ref_dx = reference.temporal_softmax_loss(x, y, mask)[1]
     ref_err = norm_error(
@@ -489,15 +311,15 @@ def test_temporal_softmax_loss_numerical(student, reference, rng):
     numeric = numeric_gradient(
         lambda v: expect_scalar(student.temporal_softmax_loss(v, y, mask)[0],
                                 "temporal_softmax_loss loss"), x)
-    require_gradient_computes(dx, numeric, ref_dx, "temporal_softmax_loss dx",
-                              "temporal_softmax_loss loss", "x")
+    probes.require_gradient_computes(dx, numeric, ref_dx, "temporal_softmax_loss dx",
+                                     "temporal_softmax_loss loss", "x")
     assert_gradient(dx, numeric, "temporal_softmax_loss dx", tol=gradient_tolerance(ref_err),
                     inputs=dict(x=x, y=y, mask=mask))
 
 
 @pytest.mark.points(3)
 @pytest.mark.covers("temporal_softmax_loss")
-def test_temporal_softmax_loss_uniform_scores(student, reference, rng, partial):
+def test_temporal_softmax_loss_uniform_scores(student, reference, rng, partial, probes):
     """temporal_softmax_loss: equal scores cost log(V) per counted step, divided by N"""
     # Gate of "nothing counted" (a function returning zeros has it): with 14 counted steps on
     # the same scores, your (loss, dx) is not zeros, a constant or x (require_computes).
@@ -515,9 +337,9 @@ def test_temporal_softmax_loss_uniform_scores(student, reference, rng, partial):
                      f"temporal_softmax_loss of zero scores with 14 counted steps out of "
                      f"{N * T}, N = {N}: expected log({V}) * 14 / {N}")
     with partial.part("nothing counted"):
-        require_computes(student.temporal_softmax_loss(x, y, mask),
-                         reference.temporal_softmax_loss(x, y, mask),
-                         "temporal_softmax_loss with 14 counted steps", inputs=dict(x=x))
+        probes.require_computes(student.temporal_softmax_loss(x, y, mask),
+                                reference.temporal_softmax_loss(x, y, mask),
+                                "temporal_softmax_loss with 14 counted steps", inputs=dict(x=x))
         nothing = np.zeros((N, T), dtype=bool)
         loss, dx = expect_tuple(student.temporal_softmax_loss(x, y, nothing), 2,
                                 "temporal_softmax_loss")
@@ -528,9 +350,9 @@ def test_temporal_softmax_loss_uniform_scores(student, reference, rng, partial):
 
 @pytest.mark.points(2)
 @pytest.mark.covers("temporal_softmax_loss")
-def test_temporal_softmax_loss_stable(student, reference, rng):
+def test_temporal_softmax_loss_stable(student, reference, rng, probes):
     """temporal_softmax_loss: finite and correct for scores of +-1000"""
-    x, y, mask = loss_inputs(rng)
+    x, y, mask = probes.loss_inputs(rng)
     x = 1000.0 * np.sign(x)
     x[0, 0] = 1000.0
     inputs = dict(x=x, y=y, mask=mask)
@@ -543,33 +365,17 @@ def test_temporal_softmax_loss_stable(student, reference, rng):
 
 # ---- clipping -------------------------------------------------------------------------------
 
-def gradient_dict(rng, scale):
-    return {"Wx": scale * rng.standard_normal((4, 5)), "Wh": scale * rng.standard_normal((5, 5)),
-            "b": scale * rng.standard_normal(5)}
-
-
-def global_norm(grads):
-    return float(np.sqrt(sum(np.sum(g * g) for g in grads.values())))
-
-
-def expect_grad_dict(value, like, what):
-    if type(value) is not dict:
-        raise CheckFailure(f"{what} should return a dict, got {type(value).__name__}")
-    if sorted(value) != sorted(like):
-        raise CheckFailure(f"{what} returned keys {sorted(value)}, expected {sorted(like)}")
-    return {k: expect_array(value[k], f"{what}[{k!r}]", shape=like[k].shape) for k in like}
-
-
 @pytest.mark.points(3)
 @pytest.mark.covers("clip_grad_norm")
-def test_clip_grad_norm_above(student, rng, partial):
+def test_clip_grad_norm_above(student, rng, partial, probes):
     """clip_grad_norm: a large global norm becomes max_norm, the direction is kept"""
-    grads = gradient_dict(rng, 3.0)  # global norm ~ 20
+    grads = probes.gradient_dict(rng, 3.0)  # global norm ~ 20
     max_norm = 2.5
-    norm = global_norm(grads)
-    clipped = expect_grad_dict(student.clip_grad_norm(grads, max_norm), grads, "clip_grad_norm")
+    norm = probes.global_norm(grads)
+    clipped = probes.expect_grad_dict(student.clip_grad_norm(grads, max_norm), grads,
+                                      "clip_grad_norm")
     with partial.part("global norm equals max_norm"):
-        assert_close(global_norm(clipped), max_norm,
+        assert_close(probes.global_norm(clipped), max_norm,
                      f"global norm after clipping (it was {norm:.4g}, max_norm={max_norm})")
     with partial.part("every gradient scaled by the same factor"):
         for key in sorted(grads):
@@ -580,34 +386,36 @@ def test_clip_grad_norm_above(student, rng, partial):
 
 @pytest.mark.points(2)
 @pytest.mark.covers("clip_grad_norm")
-def test_clip_grad_norm_below(student, reference, rng):
+def test_clip_grad_norm_below(student, reference, rng, probes):
     """clip_grad_norm: gradients whose global norm is below max_norm are unchanged"""
     # Gate (returning the input has this property): on gradients of global norm ~ 20 above
     # the same max_norm, your result is not the input, zeros or a constant (require_computes).
-    grads = gradient_dict(rng, 0.1)  # global norm ~ 0.7
-    large = gradient_dict(rng, 3.0)
+    grads = probes.gradient_dict(rng, 0.1)  # global norm ~ 0.7
+    large = probes.gradient_dict(rng, 3.0)
     max_norm = 3.0
-    require_computes(student.clip_grad_norm(large, max_norm),
-                     reference.clip_grad_norm(large, max_norm),
-                     f"clip_grad_norm of gradients with global norm {global_norm(large):.3g} "
-                     f"above max_norm={max_norm}", inputs=dict(grads=large))
-    clipped = expect_grad_dict(student.clip_grad_norm(grads, max_norm), grads, "clip_grad_norm")
+    probes.require_computes(student.clip_grad_norm(large, max_norm),
+                            reference.clip_grad_norm(large, max_norm),
+                            f"clip_grad_norm of gradients with global norm "
+                            f"{probes.global_norm(large):.3g} above max_norm={max_norm}",
+                            inputs=dict(grads=large))
+    clipped = probes.expect_grad_dict(student.clip_grad_norm(grads, max_norm), grads,
+                                      "clip_grad_norm")
     for key in sorted(grads):
         assert_close(clipped[key], grads[key],
-                     f"clip_grad_norm[{key!r}] with global norm {global_norm(grads):.3g} "
+                     f"clip_grad_norm[{key!r}] with global norm {probes.global_norm(grads):.3g} "
                      f"below max_norm={max_norm}")
 
 
 @pytest.mark.points(1)
 @pytest.mark.covers("clip_grad_norm")
-def test_clip_grad_norm_does_not_mutate(student, reference, rng):
+def test_clip_grad_norm_does_not_mutate(student, reference, rng, probes):
     """clip_grad_norm: the arrays passed in are left unchanged"""
     # Gate (a function that does nothing leaves its input alone): the result of the same call
     # is not the input, zeros or a constant (require_computes).
-    grads = gradient_dict(rng, 3.0)
+    grads = probes.gradient_dict(rng, 3.0)
     result, args, _ = student.clip_grad_norm.call_returning_args(grads, 1.0)
-    require_computes(result, reference.clip_grad_norm(grads, 1.0), "clip_grad_norm",
-                     inputs=dict(grads=grads))
+    probes.require_computes(result, reference.clip_grad_norm(grads, 1.0), "clip_grad_norm",
+                            inputs=dict(grads=grads))
     after = args[0] if type(args[0]) is dict else {}
     assert_not_mutated(grads, after, "clip_grad_norm")
 
@@ -616,81 +424,39 @@ def test_clip_grad_norm_does_not_mutate(student, reference, rng):
 
 @pytest.mark.points(2)
 @pytest.mark.covers("rnn_backward", "temporal_softmax_loss", "word_embedding_backward")
-def test_layers_do_not_mutate_inputs(student, reference, rng, partial):
+def test_layers_do_not_mutate_inputs(student, reference, rng, partial, probes):
     """layers: rnn_backward, temporal_softmax_loss and word_embedding_backward keep their inputs"""
     # Gate, per part (a function that does nothing leaves its inputs alone): the result of the
     # same call is not its input, zeros or a constant where the reference's result on the same
     # inputs is not (require_computes).
     with partial.part("rnn_backward"):
-        args = rnn_inputs(rng, T=4)
+        args = probes.rnn_inputs(rng, T=4)
         _, cache = expect_tuple(student.rnn_forward(*args), 2, "rnn_forward")
         dh = rng.standard_normal((3, 4, 5))
         result, after, _ = student.rnn_backward.call_returning_args(dh, cache)
-        require_computes(result, reference.rnn_backward(dh, reference.rnn_forward(*args)[1]),
-                         "rnn_backward", inputs=dict(dh=dh))
+        probes.require_computes(result, reference.rnn_backward(dh, reference.rnn_forward(*args)[1]),
+                                "rnn_backward", inputs=dict(dh=dh))
         assert_not_mutated({"dh": dh}, {"dh": after[0]}, "rnn_backward")
     with partial.part("temporal_softmax_loss"):
-        x, y, mask = loss_inputs(rng)
+        x, y, mask = probes.loss_inputs(rng)
         result, after, _ = student.temporal_softmax_loss.call_returning_args(x, y, mask)
-        require_computes(result, reference.temporal_softmax_loss(x, y, mask),
-                         "temporal_softmax_loss", inputs=dict(x=x))
+        probes.require_computes(result, reference.temporal_softmax_loss(x, y, mask),
+                                "temporal_softmax_loss", inputs=dict(x=x))
         assert_not_mutated({"x": x}, {"x": after[0]}, "temporal_softmax_loss")
     with partial.part("word_embedding_backward"):
-        x, W = embedding_inputs(rng)
+        x, W = probes.embedding_inputs(rng)
         _, cache = expect_tuple(student.word_embedding_forward(x, W), 2, "word_embedding_forward")
         dout = rng.standard_normal((3, 4, 3))
         result, after, _ = student.word_embedding_backward.call_returning_args(dout, cache)
-        require_computes(result, reference.word_embedding_backward(
-                             dout, reference.word_embedding_forward(x, W)[1]),
-                         "word_embedding_backward", inputs=dict(dout=dout))
+        probes.require_computes(result, reference.word_embedding_backward(
+                                    dout, reference.word_embedding_forward(x, W)[1]),
+                                "word_embedding_backward", inputs=dict(dout=dout))
         assert_not_mutated({"dout": dout}, {"dout": after[0]}, "word_embedding_backward")
 
 
 # ---- language model ---------------------------------------------------------------------------
 
-LM_ARGS = dict(vocab_size=7, wordvec_dim=3, hidden_dim=4)
 LM_KEYS = ("W_embed", "Wx", "Wh", "b", "W_out", "b_out")
-
-
-def lm_params(rng, V=7, D=3, H=4):
-    """Parameters with non-zero biases, so a missing bias term or gradient shows."""
-    return {"W_embed": rng.standard_normal((V, D)), "Wx": rng.standard_normal((D, H)),
-            "Wh": 0.5 * rng.standard_normal((H, H)), "b": 0.3 * rng.standard_normal(H),
-            "W_out": rng.standard_normal((H, V)), "b_out": 0.3 * rng.standard_normal(V)}
-
-
-def padded_seqs(null_idx=0):
-    """Start word 1, then words 2..6, padded at the end with null_idx in three of four rows.
-
-    Where a row is padded, the step that reads its last word has padding as its target, so a
-    mask built from the inputs counts one step too many; shifted targets differ from inputs
-    everywhere, so unshifted targets change every term.
-    """
-    seqs = np.array([[1, 4, 2, 6, 3, 5, 2],
-                     [1, 3, 3, 5, 0, 0, 0],
-                     [1, 6, 0, 0, 0, 0, 0],
-                     [1, 2, 5, 4, 6, 2, 0]])
-    if null_idx != 0:
-        seqs = np.where(seqs == 0, null_idx, np.where(seqs == null_idx, 0, seqs))
-    return seqs
-
-
-def make_lm(impl, params, **kwargs):
-    model = impl.RNNLanguageModel(**LM_ARGS, seed=0, **kwargs)
-    model.params = params
-    return model
-
-
-LAYERS = ("word_embedding_forward", "word_embedding_backward", "rnn_forward", "rnn_backward",
-          "temporal_affine_forward", "temporal_affine_backward", "temporal_softmax_loss")
-
-
-def lm_candidates(reference, reference_with, student, params, seqs, **kwargs):
-    """What a correct RNNLanguageModel.loss may return: the reference's (loss, grads), or the
-    contract's model run here around the student's own layers."""
-    hybrid = reference_with(**{name: getattr(student, name) for name in LAYERS})
-    return [make_lm(reference, params, **kwargs).loss(seqs),
-            own_parts(lambda: make_lm(hybrid, params, **kwargs).loss(seqs))]
 
 
 @pytest.mark.points(3)
@@ -726,13 +492,13 @@ def test_lm_initialisation(student, partial):
 
 @pytest.mark.points(6)
 @pytest.mark.covers("RNNLanguageModel")
-def test_lm_loss_with_padding(student, reference, reference_with, rng, partial):
+def test_lm_loss_with_padding(student, reference, reference_with, rng, partial, probes):
     """RNNLanguageModel.loss: loss and every gradient on padded sequences"""
-    params = lm_params(rng)
-    seqs = padded_seqs()
-    model = make_lm(student, params)
+    params = probes.lm_params(rng)
+    seqs = probes.padded_seqs()
+    model = probes.make_lm(student, params)
     loss, grads = expect_tuple(model.loss(seqs), 2, "RNNLanguageModel.loss")
-    candidates = lm_candidates(reference, reference_with, student, params, seqs)
+    candidates = probes.lm_candidates(reference, reference_with, student, params, seqs)
     inputs = dict(seqs=seqs)
     with partial.part("loss", 3):
         one_of(lambda want: assert_close(
@@ -751,31 +517,31 @@ def test_lm_loss_with_padding(student, reference, reference_with, rng, partial):
 
 @pytest.mark.points(2)
 @pytest.mark.covers("RNNLanguageModel")
-def test_lm_loss_other_null_idx(student, reference, reference_with, rng):
+def test_lm_loss_other_null_idx(student, reference, reference_with, rng, probes):
     """RNNLanguageModel.loss: padding with null_idx = 3 instead of 0"""
-    params = lm_params(rng)
-    seqs = padded_seqs(null_idx=3)
-    loss, _ = expect_tuple(make_lm(student, params, null_idx=3).loss(seqs), 2,
+    params = probes.lm_params(rng)
+    seqs = probes.padded_seqs(null_idx=3)
+    loss, _ = expect_tuple(probes.make_lm(student, params, null_idx=3).loss(seqs), 2,
                            "RNNLanguageModel.loss")
     one_of(lambda want: assert_close(loss, want[0], "RNNLanguageModel loss with null_idx=3",
                                      inputs=dict(seqs=seqs)),
-           lm_candidates(reference, reference_with, student, params, seqs, null_idx=3))
+           probes.lm_candidates(reference, reference_with, student, params, seqs, null_idx=3))
 
 
 @pytest.mark.points(4)
 @pytest.mark.covers("RNNLanguageModel")
-def test_lm_numerical_gradients(student, reference, reference_with, rng, partial):
+def test_lm_numerical_gradients(student, reference, reference_with, rng, partial, probes):
     """RNNLanguageModel: gradients agree with numerical gradients of your loss"""
     # Gate (require_gradient_computes), per parameter: your loss changes when that parameter
     # changes and your gradient is not all zeros, as the reference's.
-    params = lm_params(rng)
-    seqs = padded_seqs()
-    model = make_lm(student, params)
+    params = probes.lm_params(rng)
+    seqs = probes.padded_seqs()
+    model = probes.make_lm(student, params)
     _, grads = expect_tuple(model.loss(seqs), 2, "RNNLanguageModel.loss")
-    _, ref_grads = make_lm(reference, params).loss(seqs)
+    _, ref_grads = probes.make_lm(reference, params).loss(seqs)
     # Where your layers are wrong (their own tests), the contract's model built on them is
     # right too, though its gradients are then not those of its loss.
-    composed = lm_candidates(reference, reference_with, student, params, seqs)[1]
+    composed = probes.lm_candidates(reference, reference_with, student, params, seqs)[1]
     if type(grads) is not dict:
         raise CheckFailure(f"the gradients should be a dict, got {type(grads).__name__}")
     for key in LM_KEYS:
@@ -786,9 +552,9 @@ def test_lm_numerical_gradients(student, reference, reference_with, rng, partial
                     return expect_scalar(model.loss(seqs)[0], "RNNLanguageModel loss")
 
                 numeric = numeric_gradient(loss_at, params[key])
-                require_gradient_computes(grads.get(key), numeric, ref_grads[key],
-                                          f"RNNLanguageModel grads[{key!r}]",
-                                          "RNNLanguageModel.loss", f"params[{key!r}]")
+                probes.require_gradient_computes(grads.get(key), numeric, ref_grads[key],
+                                                 f"RNNLanguageModel grads[{key!r}]",
+                                                 "RNNLanguageModel.loss", f"params[{key!r}]")
                 assert_gradient(grads.get(key), numeric, f"RNNLanguageModel grads[{key!r}]",
                                 tol=1e-6, inputs=dict(seqs=seqs))
 
@@ -802,78 +568,15 @@ def test_lm_numerical_gradients(student, reference, reference_with, rng, partial
 
 # ---- training: delayed recall ---------------------------------------------------------------
 
-RECALL = dict(vocab=4, steps=12, delay=3, hidden=32, batch=64, iterations=250,
-              learning_rate=1e-2, max_norm=5.0, test_size=500, seed=0)
-
-
-def recall_batch(rng, n, recipe):
-    """One-hot symbols; the target at step t >= delay is the symbol of step t - delay."""
-    V, T, d = recipe["vocab"], recipe["steps"], recipe["delay"]
-    symbols = rng.integers(0, V, size=(n, T))
-    targets = np.zeros_like(symbols)
-    targets[:, d:] = symbols[:, :-d]
-    mask = np.zeros((n, T), dtype=bool)
-    mask[:, d:] = True  # nothing to recall yet at the first steps
-    return np.eye(V)[symbols], targets, mask
-
-
-def train_recall(impl, recipe=RECALL):
-    """Train with the student's layers and clipping, Adam here; return the test accuracy.
-
-    one-hot x -> rnn_forward (h0 = 0) -> temporal_affine_forward -> temporal_softmax_loss.
-    """
-    V, H, N = recipe["vocab"], recipe["hidden"], recipe["batch"]
-    rng = np.random.default_rng(recipe["seed"])
-    params = {"Wx": rng.standard_normal((V, H)) / np.sqrt(V),
-              # Small recurrent weights: at the start nothing is remembered, so memory must be
-              # learnt through the gradient, which needs delay steps of backprop through time.
-              "Wh": 0.1 * rng.standard_normal((H, H)) / np.sqrt(H),
-              "b": np.zeros(H),
-              "W_out": rng.standard_normal((H, V)) / np.sqrt(H),
-              "b_out": np.zeros(V)}
-    x_test, y_test, mask_test = recall_batch(rng, recipe["test_size"], recipe)
-    m = {k: np.zeros_like(v) for k, v in params.items()}
-    v = {k: np.zeros_like(p) for k, p in params.items()}
-    beta1, beta2, lr = 0.9, 0.999, recipe["learning_rate"]
-    h0 = np.zeros((N, H))
-    for it in range(1, recipe["iterations"] + 1):
-        x, y, mask = recall_batch(rng, N, recipe)
-        h, rnn_cache = expect_tuple(
-            impl.rnn_forward(x, h0, params["Wx"], params["Wh"], params["b"]), 2, "rnn_forward")
-        scores, out_cache = expect_tuple(
-            impl.temporal_affine_forward(h, params["W_out"], params["b_out"]), 2,
-            "temporal_affine_forward")
-        _, dscores = expect_tuple(impl.temporal_softmax_loss(scores, y, mask), 2,
-                                  "temporal_softmax_loss")
-        grads = {}
-        dh, grads["W_out"], grads["b_out"] = expect_tuple(
-            impl.temporal_affine_backward(dscores, out_cache), 3, "temporal_affine_backward")
-        _, _, grads["Wx"], grads["Wh"], grads["b"] = expect_tuple(
-            impl.rnn_backward(dh, rnn_cache), 5, "rnn_backward")
-        clipped = impl.clip_grad_norm(grads, recipe["max_norm"])
-        clipped = expect_grad_dict(clipped, params, "clip_grad_norm")
-        for k in params:
-            m[k] = beta1 * m[k] + (1 - beta1) * clipped[k]
-            v[k] = beta2 * v[k] + (1 - beta2) * clipped[k] ** 2
-            m_hat, v_hat = m[k] / (1 - beta1 ** it), v[k] / (1 - beta2 ** it)
-            params[k] = params[k] - lr * m_hat / (np.sqrt(v_hat) + 1e-8)
-    h, _ = expect_tuple(impl.rnn_forward(x_test, np.zeros((len(x_test), H)), params["Wx"],
-                                         params["Wh"], params["b"]), 2, "rnn_forward")
-    h = expect_array(h, "hidden states on the test sequences",
-                     shape=(len(x_test), recipe["steps"], H))
-    predictions = np.argmax(h @ params["W_out"] + params["b_out"], axis=2)
-    return float(np.mean(predictions[mask_test] == y_test[mask_test]))
-
-
 @pytest.mark.points(10)
 @pytest.mark.time_limit(60)
 @pytest.mark.covers("rnn_forward", "rnn_backward", "temporal_affine_forward",
                     "temporal_affine_backward", "temporal_softmax_loss", "clip_grad_norm")
 @pytest.mark.integration  # end to end: any upstream mistake costs here
-def test_trained_delayed_recall(student, train_seed):
+def test_trained_delayed_recall(student, train_seed, probes):
     """Training: your RNN learns to recall the symbol seen 3 steps earlier (95% accuracy)"""
-    recipe = dict(RECALL, seed=train_seed)
-    accuracy = train_recall(student, recipe)
+    recipe = dict(probes.RECALL, seed=train_seed)
+    accuracy = probes.train_recall(student, recipe)
     assert_metric(accuracy, 0.95, "delayed-recall accuracy",
                   detail=f"after training with {recipe}; the reference reaches 1.000 with the "
                          "same recipe. If your layer tests pass, check that rnn_backward carries "
