@@ -9,221 +9,51 @@ factory (``make("numpy.random.default_rng", seed)``), and compare with the refer
 on a generator with the same seed. Calls that take such a generator cannot be replayed to name
 a known mistake, so the dropout tests name them with ``known_mistakes`` (the outcome recomputed
 on each mistake with a generator of the same seed).
+
+Helpers, probes and the constants they share are in conftest.py; the tests call them through
+the ``probes`` fixture (``probes.gate(...)``).
 """
 import copy
 
 import numpy as np
 import pytest
 
-from autograder.testing import (CheckFailure, GATE_NOTE, StudentCodeError, assert_close,
-                                assert_gradient, assert_metric, assert_not_mutated,
-                                check_initial_params, dicts_close, disguise, expect_array,
-                                expect_scalar, expect_tuple, gradient_tolerance, norm_error,
-                                numeric_gradient, numeric_vjp, one_of, own_parts,
+from autograder.testing import (CheckFailure, assert_close, assert_gradient, assert_metric,
+                                assert_not_mutated, check_initial_params, dicts_close, disguise,
+                                expect_array, expect_scalar, expect_tuple, gradient_tolerance,
+                                norm_error, numeric_gradient, numeric_vjp, one_of, own_parts,
                                 require_nontrivial_gradient, type_name, without_null_parts)
 
 VALUE_TOL = 1e-7  # same float64 formula, different operation order: ~1e-14 in practice
-# Entries of a float64 array a correct implementation may compute in another order: exact
-# zeros in theory (sums of dx, the bias gradient before batchnorm) are rounding noise in
-# practice, judged against the scale of the other entries.
-ZERO_TOL = 1e-9
-
-
-# ---- generators in the student's process --------------------------------------------------------
-
-def rng_maker(make):
-    """``new_rng(seed)``: ``np.random.default_rng(seed)`` built in the student's process by the
-    engine's trusted factory (``make``), where dropout_forward draws from it;
-    ``new_rng(seed, spawned=True)``: the second generator of ``default_rng(seed).spawn(2)``,
-    which FullyConnectedNet's given code keeps as its ``dropout_rng``;
-    ``new_rng.seed_global(seed)``: ``np.random.seed(seed)`` there."""
-    def new_rng(seed, spawned=False):
-        generator = make("numpy.random.default_rng", int(seed))
-        return generator.spawn(2)[1] if spawned else generator
-
-    new_rng.seed_global = lambda seed: make("numpy.random.seed", int(seed))
-    return new_rng
-
-
-def local_rng(seed, spawned=False):
-    generator = np.random.default_rng(int(seed))
-    return generator.spawn(2)[1] if spawned else generator
-
-
-def draw_seed(rng) -> int:
-    return int(rng.integers(1, 2**31))
 
 
 # ---- nothing for nothing ------------------------------------------------------------------------
+
 # A property (inputs left unchanged, agreement with the numerical gradient of your own forward,
 # an invariant such as "dx sums to zero", a deterministic mask) holds trivially for a function
 # that computes nothing. Every property test below pays only once a gate shows the function
 # computes something; each test's docstring names its gate.
 
 
-
-def trivial_reason(got: np.ndarray, want: np.ndarray, inputs: dict) -> str:
-    """How ``got`` is trivial where the reference's ``want`` is not ("" when it is not)."""
-    if np.any(want) and not np.any(got):
-        return "zeros"
-    if want.size > 1 and np.any(want != want.flat[0]) and np.all(got == got.flat[0]):
-        return "the same number everywhere"
-    for name, value in inputs.items():
-        if (isinstance(value, np.ndarray) and value.shape == got.shape
-                and np.array_equal(got, value) and not np.array_equal(want, value)):
-            return f"its input {name!r} unchanged"
-    return ""
-
-
-def gate(what: str, label: str, got, want, inputs: dict) -> np.ndarray:
-    """The gate of a property test: ``got`` (the student's ``label``) has the shape of the
-    reference's ``want`` and is not zeros, one number everywhere or an input returned
-    unchanged, where ``want`` is not. A wrong but real result passes: value tests take its
-    points."""
-    want = np.asarray(want, dtype=np.float64)
-    if np.ndim(want) == 0 and type(got) is not np.ndarray:
-        try:
-            got = np.asarray(expect_scalar(got, f"{what} {label}"))
-        except CheckFailure as exc:
-            raise CheckFailure(f"not checked: {exc}; {GATE_NOTE}", what=what) from None
-    else:
-        try:
-            got = expect_array(got, f"{what} {label}", shape=want.shape, dtype=None,
-                               finite=False)
-        except CheckFailure as exc:
-            raise CheckFailure(f"not checked: {exc}; {GATE_NOTE}", what=what) from None
-    reason = trivial_reason(got, want, inputs)
-    if reason:
-        raise CheckFailure(f"not checked: your {what} returned {reason} as {label}, while the "
-                           f"expected {label} is not; {GATE_NOTE}", what=what)
-    return got
-
-
-
-# ---- judging a result computed in more than one way ---------------------------------------------
-
-class Attempts:
-    """Calls of the student's code, each made once when first needed: its result, or the
-    failure it gave (a CheckFailure, the student's exception) raised again on every use."""
-
-    def __init__(self, *calls):
-        self.calls = calls
-        self.done: dict[int, tuple[bool, object]] = {}
-
-    def get(self, i):
-        if i not in self.done:
-            try:
-                self.done[i] = (True, self.calls[i]())
-            except (CheckFailure, StudentCodeError) as exc:
-                self.done[i] = (False, exc)
-        ok, value = self.done[i]
-        if not ok:
-            raise value
-        return value
-
-    def judge(self, check) -> None:
-        """Passes when ``check(result)`` passes for one attempt; else raises the first
-        attempt's failure."""
-        first = None
-        for i in range(len(self.calls)):
-            try:
-                check(self.get(i))
-                return
-            except (CheckFailure, StudentCodeError) as exc:
-                first = first or exc
-        raise first
-
-
-def cache_arrays(cache) -> dict:
-    """The arrays of a cache (a tuple, list or dict), by position or key: what must come back
-    unchanged."""
-    if type(cache) in (tuple, list):
-        return {f"cache[{i}]": v for i, v in enumerate(cache) if isinstance(v, np.ndarray)}
-    if type(cache) is dict:
-        return {f"cache[{k!r}]": v for k, v in cache.items() if isinstance(v, np.ndarray)}
-    return {}
-
-
-def unchanged_attempts(student, name: str, dout, contract_cache, own_forward):
-    """Your backward called on the contract's cache, then on your own forward's cache, each
-    returning ``(result, the arguments as the call left them, the cache it was given)``."""
-    def on(cache_of):
-        def call():
-            cache = cache_of()
-            result, args, _ = getattr(student, name).call_returning_args(dout, cache)
-            return result, args, cache
-        return call
-
-    return Attempts(on(lambda: contract_cache),
-                    on(lambda: expect_tuple(own_forward(), 2,
-                                            name.replace("backward", "forward"))[1]))
-
-
-def assert_backward_unchanged(name: str, dout, called) -> None:
-    """dout and the cache arrays as ``called`` (from unchanged_attempts) left them."""
-    _, args, cache = called
-    before = cache_arrays(cache)
-    after = cache_arrays(args[1]) if type(args) is list and len(args) > 1 else {}
-    assert_not_mutated({"dout": dout, **before},
-                       {"dout": args[0], **{key: after.get(key) for key in before}}, name)
-
-
-def backward_attempts(student, name: str, dout, contract_cache, own_forward, outputs: int):
-    """Your backward on the contract's cache (what a correct forward builds), then on your own
-    forward's cache: a mistake of your forward costs only in the forward's tests, and a cache
-    of your own design is judged too."""
-    def on(cache_of):
-        def call():
-            result = getattr(student, name)(dout, cache_of())
-            return expect_tuple(result, outputs, name) if outputs > 1 else result
-        return call
-
-    def own_cache():
-        result = expect_tuple(own_forward(), 2, name.replace("backward", "forward"))
-        return result[1]
-
-    return Attempts(on(lambda: contract_cache), on(own_cache))
-
-
 # ---- dropout ------------------------------------------------------------------------------------
-
-def dropout_inputs(rng, shape=(6, 5)):
-    return rng.standard_normal(shape), draw_seed(rng)
-
-
-def out_of(result, what):
-    return expect_tuple(result, 2, what)[0]
-
-
-def observed_out(value) -> dict | None:
-    """What a known mistake of dropout_forward is matched on: the output, when it is a float
-    array."""
-    if type(value) is np.ndarray and value.dtype.kind == "f":
-        return {"out": value}
-    return None
-
-
-def name_dropout_mistakes(partial, known_mistakes, observed, outcome):
-    if partial.fraction < 1 and observed is not None:
-        partial.name_mistakes(known_mistakes("dropout_forward", outcome, observed,
-                                             dicts_close(1e-6)))
-
 
 @pytest.mark.points(1)
 @pytest.mark.covers("dropout_forward")
-def test_dropout_forward_deterministic(student, make, reference, rng, known_mistakes, partial):
+def test_dropout_forward_deterministic(student, make, reference, rng, known_mistakes, partial,
+                                       probes):
     """dropout_forward: the same generator seed gives the same mask, another seed another
 
     Gate: the train-mode output is not trivial (zeros, one number, x itself)."""
-    x, seed = dropout_inputs(rng)
+    x, seed = probes.dropout_inputs(rng)
     p = 0.3
-    new_rng = rng_maker(make)
+    new_rng = probes.rng_maker(make)
     outs = []
     for s in (seed, seed, seed + 1):
-        outs.append(out_of(student.dropout_forward(x, p, "train", new_rng(s)), "dropout_forward"))
-    want = reference.dropout_forward(x, p, "train", local_rng(seed))[0]
+        outs.append(probes.out_of(student.dropout_forward(x, p, "train", new_rng(s)),
+                                  "dropout_forward"))
+    want = reference.dropout_forward(x, p, "train", probes.local_rng(seed))[0]
     with partial.part("reproducible"):
-        first = gate("dropout_forward", "out", outs[0], want, dict(x=x))
+        first = probes.gate("dropout_forward", "out", outs[0], want, dict(x=x))
         second = expect_array(outs[1], "dropout_forward out", shape=x.shape, dtype=None,
                               finite=False)
         third = expect_array(outs[2], "dropout_forward out", shape=x.shape, dtype=None,
@@ -241,7 +71,7 @@ def test_dropout_forward_deterministic(student, make, reference, rng, known_mist
                     "other seed, other out": float(not np.array_equal(outs[0], outs[2]))}
 
         def outcome(module):
-            got = [module.dropout_forward(x, p, "train", local_rng(s))[0]
+            got = [module.dropout_forward(x, p, "train", probes.local_rng(s))[0]
                    for s in (seed, seed, seed + 1)]
             return {"same seed, same out": float(np.array_equal(got[0], got[1])),
                     "other seed, other out": float(not np.array_equal(got[0], got[2]))}
@@ -251,21 +81,21 @@ def test_dropout_forward_deterministic(student, make, reference, rng, known_mist
 
 @pytest.mark.points(4)
 @pytest.mark.covers("dropout_forward")
-def test_dropout_forward_train(student, make, reference, rng, known_mistakes, partial):
+def test_dropout_forward_train(student, make, reference, rng, known_mistakes, partial, probes):
     """dropout_forward: train mode, the mask drawn from the given generator as the contract says
 
     Gate of the generator part: the output is not trivial (zeros, one number, x itself)."""
-    x, seed = dropout_inputs(rng)
+    x, seed = probes.dropout_inputs(rng)
     p = 0.3
-    generator = rng_maker(make)(seed)
-    out = out_of(student.dropout_forward(x, p, "train", generator), "dropout_forward")
-    mine = local_rng(seed)
+    generator = probes.rng_maker(make)(seed)
+    out = probes.out_of(student.dropout_forward(x, p, "train", generator), "dropout_forward")
+    mine = probes.local_rng(seed)
     expected, _ = reference.dropout_forward(x, p, "train", mine)
     with partial.part("out", 3):
         assert_close(out, expected, "dropout_forward out in train mode (p = 0.3)",
                      inputs=dict(x=x))
     with partial.part("one rng.random(x.shape) call"):
-        gate("dropout_forward", "out", out, expected, dict(x=x))
+        probes.gate("dropout_forward", "out", out, expected, dict(x=x))
         after = expect_array(generator.random(4), "the generator's next draws", shape=(4,))
         if not np.array_equal(after, mine.random(4)):
             raise CheckFailure("after dropout_forward the generator is not where one "
@@ -274,40 +104,40 @@ def test_dropout_forward_train(student, make, reference, rng, known_mistakes, pa
                                what="dropout_forward")
 
     def outcome(module):
-        return {"out": module.dropout_forward(x, p, "train", local_rng(seed))[0]}
-    name_dropout_mistakes(partial, known_mistakes, observed_out(out), outcome)
+        return {"out": module.dropout_forward(x, p, "train", probes.local_rng(seed))[0]}
+    probes.name_dropout_mistakes(partial, known_mistakes, probes.observed_out(out), outcome)
 
 
 @pytest.mark.points(2)
 @pytest.mark.covers("dropout_forward")
-def test_dropout_forward_test_mode(student, make, reference, rng, known_mistakes, partial):
+def test_dropout_forward_test_mode(student, make, reference, rng, known_mistakes, partial, probes):
     """dropout_forward: test mode returns x unchanged
 
     Gate: in train mode, the output on the same x is not trivial and not x itself."""
-    x, seed = dropout_inputs(rng)
+    x, seed = probes.dropout_inputs(rng)
     p = 0.4
-    new_rng = rng_maker(make)
-    out = out_of(student.dropout_forward(x, p, "test", new_rng(seed)), "dropout_forward")
+    new_rng = probes.rng_maker(make)
+    out = probes.out_of(student.dropout_forward(x, p, "test", new_rng(seed)), "dropout_forward")
     with partial.part("out = x in test mode"):
-        train_out = out_of(student.dropout_forward(x, p, "train", new_rng(seed)),
-                           "dropout_forward")
-        gate("dropout_forward", "out in train mode", train_out,
-             reference.dropout_forward(x, p, "train", local_rng(seed))[0], dict(x=x))
+        train_out = probes.out_of(student.dropout_forward(x, p, "train", new_rng(seed)),
+                                  "dropout_forward")
+        probes.gate("dropout_forward", "out in train mode", train_out,
+                    reference.dropout_forward(x, p, "train", probes.local_rng(seed))[0], dict(x=x))
         assert_close(out, x, "dropout_forward out in test mode (p = 0.4)", inputs=dict(x=x))
 
     def outcome(module):
-        return {"out": module.dropout_forward(x, p, "test", local_rng(seed))[0]}
-    name_dropout_mistakes(partial, known_mistakes, observed_out(out), outcome)
+        return {"out": module.dropout_forward(x, p, "test", probes.local_rng(seed))[0]}
+    probes.name_dropout_mistakes(partial, known_mistakes, probes.observed_out(out), outcome)
 
 
 @pytest.mark.points(2)
 @pytest.mark.covers("dropout_forward")
-def test_dropout_mask_statistics(student, make, rng, known_mistakes, partial):
+def test_dropout_mask_statistics(student, make, rng, known_mistakes, partial, probes):
     """dropout_forward: mask statistics on 20000 ones (fraction dropped, scaling, fresh draws)"""
-    p, seed = 0.25, draw_seed(rng)
+    p, seed = 0.25, probes.draw_seed(rng)
     x = np.ones((400, 50))
-    out = out_of(student.dropout_forward(x, p, "train", rng_maker(make)(seed)),
-                 "dropout_forward")
+    out = probes.out_of(student.dropout_forward(x, p, "train", probes.rng_maker(make)(seed)),
+                        "dropout_forward")
     out = expect_array(out, "dropout_forward out", shape=x.shape)
     kept = out != 0
     with partial.part("kept entries scaled by 1 / (1 - p)"):
@@ -332,47 +162,49 @@ def test_dropout_mask_statistics(student, make, rng, known_mistakes, partial):
                                "rng.random(x.shape)", what="dropout_forward")
 
     def outcome(module):
-        return {"out": module.dropout_forward(x, p, "train", local_rng(seed))[0]}
-    name_dropout_mistakes(partial, known_mistakes, observed_out(out), outcome)
+        return {"out": module.dropout_forward(x, p, "train", probes.local_rng(seed))[0]}
+    probes.name_dropout_mistakes(partial, known_mistakes, probes.observed_out(out), outcome)
 
 
 @pytest.mark.points(4)
 @pytest.mark.covers("dropout_backward")
-def test_dropout_backward(student, make, reference, rng, partial):
+def test_dropout_backward(student, make, reference, rng, partial, probes):
     """dropout_backward: train and test mode against the reference, and the numerical gradient
 
     Gate of the test-mode part: dx in train mode is not trivial (zeros, one number, dout).
     Gate of the numerical part: your dropout_forward's output changes when x changes and your
     dx is not all zeros."""
-    x, seed = dropout_inputs(rng, (4, 3))
+    x, seed = probes.dropout_inputs(rng, (4, 3))
     p = 0.4
     dout = rng.standard_normal(x.shape)
-    new_rng = rng_maker(make)
+    new_rng = probes.rng_maker(make)
     inputs = dict(x=x, dout=dout)
-    _, ref_cache = reference.dropout_forward(x, p, "train", local_rng(seed))
+    _, ref_cache = reference.dropout_forward(x, p, "train", probes.local_rng(seed))
     expected = reference.dropout_backward(dout, ref_cache)
-    train = backward_attempts(student, "dropout_backward", dout, ref_cache,
-                              lambda: student.dropout_forward(x, p, "train", new_rng(seed)), 1)
+    train = probes.backward_attempts(
+        student, "dropout_backward", dout, ref_cache,
+        lambda: student.dropout_forward(x, p, "train", new_rng(seed)), 1)
     with partial.part("train mode", 2):
         train.judge(lambda dx: assert_close(dx, expected, "dropout_backward dx (train mode)",
                                             inputs=inputs))
     with partial.part("test mode"):
         # Gate: dx = dout is right in test mode only for a backward that computes something
         # in train mode.
-        train.judge(lambda dx: gate("dropout_backward", "dx in train mode", dx, expected,
-                                    dict(dout=dout)))
-        _, test_cache = reference.dropout_forward(x, p, "test", local_rng(seed))
-        Attempts(lambda: student.dropout_backward(dout, test_cache),
-                 lambda: student.dropout_backward(
-                     dout, out_of_cache(student.dropout_forward(x, p, "test", new_rng(seed))))
-                 ).judge(lambda dx: assert_close(dx, dout, "dropout_backward dx (test mode)",
-                                                 inputs=inputs))
+        train.judge(lambda dx: probes.gate("dropout_backward", "dx in train mode", dx, expected,
+                                           dict(dout=dout)))
+        _, test_cache = reference.dropout_forward(x, p, "test", probes.local_rng(seed))
+        probes.Attempts(lambda: student.dropout_backward(dout, test_cache),
+                        lambda: student.dropout_backward(
+                            dout, probes.out_of_cache(
+                                student.dropout_forward(x, p, "test", new_rng(seed))))
+                        ).judge(lambda dx: assert_close(dx, dout, "dropout_backward dx (test mode)",
+                                                        inputs=inputs))
     with partial.part("numerical gradient of your dropout_forward"):
         def of_own_forward(_):
             dx = train.get(1)
             numeric = numeric_vjp(
-                lambda v: out_of(student.dropout_forward(v, p, "train", new_rng(seed)),
-                                 "dropout_forward"), [x], 0, dout)
+                lambda v: probes.out_of(student.dropout_forward(v, p, "train", new_rng(seed)),
+                                        "dropout_forward"), [x], 0, dout)
             require_nontrivial_gradient(dx, numeric, expected, "dropout_backward dx",
                                         "dropout_forward", "x")
             assert_gradient(dx, numeric, "dropout_backward dx", tol=1e-7, inputs=inputs)
@@ -382,315 +214,187 @@ def test_dropout_backward(student, make, reference, rng, partial):
         one_of(lambda check: check(None), [of_own_forward, of_contract_forward])
 
 
-def out_of_cache(result):
-    return expect_tuple(result, 2, "dropout_forward")[1]
-
-
 @pytest.mark.points(1)
 @pytest.mark.covers("dropout_forward", "dropout_backward")
-def test_dropout_inputs_unchanged(student, make, reference, rng, partial):
+def test_dropout_inputs_unchanged(student, make, reference, rng, partial, probes):
     """dropout_forward, dropout_backward: inputs are left unchanged
 
     Gate, per function: its result is not trivial (zeros, one number, an input unchanged)."""
-    x, seed = dropout_inputs(rng)
+    x, seed = probes.dropout_inputs(rng)
     p = 0.3
     dout = rng.standard_normal(x.shape)
     with partial.part("dropout_forward"):
         result, args, _ = student.dropout_forward.call_returning_args(
-            x, p, "train", rng_maker(make)(seed))
-        gate("dropout_forward", "out", out_of(result, "dropout_forward"),
-             reference.dropout_forward(x, p, "train", local_rng(seed))[0], dict(x=x))
+            x, p, "train", probes.rng_maker(make)(seed))
+        probes.gate("dropout_forward", "out", probes.out_of(result, "dropout_forward"),
+                    reference.dropout_forward(x, p, "train", probes.local_rng(seed))[0], dict(x=x))
         assert_not_mutated({"x": x}, {"x": args[0]}, "dropout_forward")
     with partial.part("dropout_backward"):
-        _, cache = reference.dropout_forward(x, p, "train", local_rng(seed))
+        _, cache = reference.dropout_forward(x, p, "train", probes.local_rng(seed))
         expected = reference.dropout_backward(dout, cache)
-        new_rng = rng_maker(make)
+        new_rng = probes.rng_maker(make)
 
         def check(called):
-            gate("dropout_backward", "dx", called[0], expected, dict(dout=dout))
-            assert_backward_unchanged("dropout_backward", dout, called)
-        unchanged_attempts(student, "dropout_backward", dout, cache,
-                           lambda: student.dropout_forward(x, p, "train", new_rng(seed))
-                           ).judge(check)
+            probes.gate("dropout_backward", "dx", called[0], expected, dict(dout=dout))
+            probes.assert_backward_unchanged("dropout_backward", dout, called)
+        probes.unchanged_attempts(student, "dropout_backward", dout, cache,
+                                  lambda: student.dropout_forward(x, p, "train", new_rng(seed))
+                                  ).judge(check)
 
 
 # ---- batch normalization ------------------------------------------------------------------------
 
-def bn_inputs(rng, n=5, d=4):
-    x = 2.0 * rng.standard_normal((n, d)) + rng.standard_normal(d)
-    gamma = rng.uniform(0.5, 1.5, d)
-    beta = rng.standard_normal(d)
-    return x, gamma, beta
-
-
-def bn_call(impl, x, gamma, beta, bn_param):
-    """batchnorm_forward on a copy of bn_param: (out, cache, bn_param as written)."""
-    result, args, _ = impl.batchnorm_forward.call_returning_args(x, gamma, beta,
-                                                                  copy.deepcopy(bn_param))
-    out, cache = expect_tuple(result, 2, "batchnorm_forward")
-    return out, cache, args[3]
-
-
-def ref_bn(reference, x, gamma, beta, bn_param):
-    bn_param = copy.deepcopy(bn_param)
-    out, cache = reference.batchnorm_forward(x, gamma, beta, bn_param)
-    return out, cache, bn_param
-
-
 @pytest.mark.points(4)
 @pytest.mark.covers("batchnorm_forward")
-def test_batchnorm_forward_train(student, reference, rng, partial):
+def test_batchnorm_forward_train(student, reference, rng, partial, probes):
     """batchnorm_forward: train-mode output with the default eps and with eps in bn_param"""
-    x, gamma, beta = bn_inputs(rng)
+    x, gamma, beta = probes.bn_inputs(rng)
     inputs = dict(x=x, gamma=gamma, beta=beta)
     with partial.part("out, default eps", 3):
-        out = out_of(student.batchnorm_forward(x, gamma, beta, {"mode": "train"}),
-                     "batchnorm_forward")
+        out = probes.out_of(student.batchnorm_forward(x, gamma, beta, {"mode": "train"}),
+                            "batchnorm_forward")
         expected = reference.batchnorm_forward(x, gamma, beta, {"mode": "train"})[0]
         assert_close(out, expected, "batchnorm_forward out (train mode)", inputs=inputs)
     with partial.part("out, eps = 0.5"):
         x2 = 0.3 * x  # small variances, where eps matters
         bn = {"mode": "train", "eps": 0.5}
-        out = out_of(student.batchnorm_forward(x2, gamma, beta, dict(bn)), "batchnorm_forward")
+        out = probes.out_of(student.batchnorm_forward(x2, gamma, beta, dict(bn)),
+                            "batchnorm_forward")
         expected = reference.batchnorm_forward(x2, gamma, beta, dict(bn))[0]
         assert_close(out, expected, "batchnorm_forward out (train mode, eps = 0.5)",
                      inputs=dict(x=x2, gamma=gamma, beta=beta))
 
 
-def running(bn_param, key: str, d: int, what: str):
-    if type(bn_param) is not dict:
-        raise CheckFailure(f"{what}: bn_param came back as {type_name(bn_param)}")
-    if key not in bn_param:
-        raise CheckFailure(f"{what}: train mode did not store {key!r} in bn_param (write the "
-                           "updated running statistics into bn_param)")
-    return expect_array(bn_param[key], f"{what}: bn_param[{key!r}]", shape=(d,))
-
-
 @pytest.mark.points(3)
 @pytest.mark.covers("batchnorm_forward")
-def test_batchnorm_running_statistics(student, reference, rng, partial):
+def test_batchnorm_running_statistics(student, reference, rng, partial, probes):
     """batchnorm_forward: train mode updates running_mean and running_var in bn_param
 
     Gate: the train-mode output is not trivial (zeros, one number, x itself)."""
-    x, gamma, beta = bn_inputs(rng)
+    x, gamma, beta = probes.bn_inputs(rng)
     x2 = 0.5 * x[::-1] + 1.0
     d = x.shape[1]
     inputs = dict(x=x, gamma=gamma, beta=beta)
     first = {"mode": "train"}
-    out, _, written = bn_call(student, x, gamma, beta, first)
-    ref_out, _, ref_written = ref_bn(reference, x, gamma, beta, first)
-    gate("batchnorm_forward", "out", out, ref_out, inputs)
+    out, _, written = probes.bn_call(student, x, gamma, beta, first)
+    ref_out, _, ref_written = probes.ref_bn(reference, x, gamma, beta, first)
+    probes.gate("batchnorm_forward", "out", out, ref_out, inputs)
     for key in ("running_mean", "running_var"):
         with partial.part(f"{key}: first call, default momentum and starting values"):
             what = f"batchnorm_forward {key} after one train call (defaults)"
-            assert_close(running(written, key, d, what), ref_written[key], what, inputs=inputs)
+            assert_close(probes.running(written, key, d, what), ref_written[key], what,
+                         inputs=inputs)
     with partial.part("second call, momentum = 0.7"):
         second = {"mode": "train", "momentum": 0.7,
                   "running_mean": ref_written["running_mean"],
                   "running_var": ref_written["running_var"]}
-        _, _, written = bn_call(student, x2, gamma, beta, second)
-        _, _, ref_written = ref_bn(reference, x2, gamma, beta, second)
+        _, _, written = probes.bn_call(student, x2, gamma, beta, second)
+        _, _, ref_written = probes.ref_bn(reference, x2, gamma, beta, second)
         for key in ("running_mean", "running_var"):
             what = f"batchnorm_forward {key} after a train call with momentum 0.7"
-            assert_close(running(written, key, d, what), ref_written[key], what,
+            assert_close(probes.running(written, key, d, what), ref_written[key], what,
                          inputs=dict(x=x2, gamma=gamma, beta=beta))
 
 
 @pytest.mark.points(2)
 @pytest.mark.covers("batchnorm_forward")
-def test_batchnorm_forward_test_mode(student, reference, rng):
+def test_batchnorm_forward_test_mode(student, reference, rng, probes):
     """batchnorm_forward: test mode normalises with the running statistics"""
-    x, gamma, beta = bn_inputs(rng)
+    x, gamma, beta = probes.bn_inputs(rng)
     d = x.shape[1]
     bn = {"mode": "test", "eps": 1e-3, "running_mean": rng.standard_normal(d),
           "running_var": rng.uniform(0.5, 3.0, d)}
-    out = out_of(student.batchnorm_forward(x, gamma, beta, copy.deepcopy(bn)),
-                 "batchnorm_forward")
+    out = probes.out_of(student.batchnorm_forward(x, gamma, beta, copy.deepcopy(bn)),
+                        "batchnorm_forward")
     expected = reference.batchnorm_forward(x, gamma, beta, copy.deepcopy(bn))[0]
     assert_close(out, expected, "batchnorm_forward out (test mode)",
                  inputs=dict(x=x, gamma=gamma, beta=beta))
 
 
-def bn_backward_case(student, reference, rng, n=5, d=4):
-    x, gamma, beta = bn_inputs(rng, n, d)
-    dout = rng.standard_normal((n, d))
-    _, cache = reference.batchnorm_forward(x, gamma, beta, {"mode": "train"})
-    expected = reference.batchnorm_backward(dout, cache)
-    attempts = backward_attempts(
-        student, "batchnorm_backward", dout, cache,
-        lambda: student.batchnorm_forward(x, gamma, beta, {"mode": "train"}), 3)
-    return x, gamma, beta, dout, cache, expected, attempts
-
-
-GRAD_NAMES = ("dx", "dgamma", "dbeta")
-
-
 @pytest.mark.points(5)
 @pytest.mark.covers("batchnorm_backward")
-def test_batchnorm_backward(student, reference, rng, partial):
+def test_batchnorm_backward(student, reference, rng, partial, probes):
     """batchnorm_backward: dx, dgamma, dbeta against the reference"""
-    x, gamma, beta, dout, _, expected, attempts = bn_backward_case(student, reference, rng)
+    x, gamma, beta, dout, _, expected, attempts = probes.bn_backward_case(student, reference, rng)
     inputs = dict(x=x, gamma=gamma, dout=dout)
-    for i, (name, weight) in enumerate(zip(GRAD_NAMES, (3, 1, 1), strict=True)):
+    for i, (name, weight) in enumerate(zip(probes.GRAD_NAMES, (3, 1, 1), strict=True)):
         with partial.part(name, weight):
             attempts.judge(lambda grads, i=i, name=name: assert_close(
                 grads[i], expected[i], f"batchnorm_backward {name}", inputs=inputs))
 
 
-def numerical_backward_test(student, reference, rng, partial, layer: str, param: dict, x,
-                            gamma, beta):
-    """``layer``_backward against the numerical gradient of your own ``layer``_forward (train
-    mode), or, where that forward is wrong (its own tests), against the reference's gradient
-    on the contract's cache."""
-    forward_name, backward_name = f"{layer}_forward", f"{layer}_backward"
-    forward, backward = getattr(reference, forward_name), getattr(reference, backward_name)
-    dout = rng.standard_normal(x.shape)
-    inputs = dict(x=x, gamma=gamma, dout=dout)
-    _, cache = forward(x, gamma, beta, dict(param))
-    expected = backward(dout, cache)
-
-    def ref_forward(*args):
-        return forward(*args, dict(param))[0]
-
-    ref_err = max(norm_error(g, numeric_vjp(ref_forward, [x, gamma, beta], i, dout))
-                  for i, g in enumerate(expected))
-    tol = gradient_tolerance(ref_err)
-    attempts = backward_attempts(
-        student, backward_name, dout, cache,
-        lambda: getattr(student, forward_name)(x, gamma, beta, dict(param)), 3)
-
-    def own_forward(*args):
-        return out_of(getattr(student, forward_name)(*args, dict(param)), forward_name)
-
-    for i, name in enumerate(GRAD_NAMES):
-        with partial.part(name):
-            def of_own_forward(_, i=i, name=name):
-                got = attempts.get(1)[i]
-                numeric = numeric_vjp(own_forward, [x, gamma, beta], i, dout)
-                require_nontrivial_gradient(got, numeric, expected[i],
-                                            f"{backward_name} {name}", forward_name,
-                                            ("x", "gamma", "beta")[i])
-                assert_gradient(got, numeric, f"{backward_name} {name}", tol=tol,
-                                inputs=inputs)
-
-            def of_contract_forward(_, i=i, name=name):
-                assert_gradient(attempts.get(0)[i], expected[i], f"{backward_name} {name}",
-                                tol=tol)
-            one_of(lambda check: check(None), [of_own_forward, of_contract_forward])
-
-
 @pytest.mark.points(3)
 @pytest.mark.covers("batchnorm_backward")
-def test_batchnorm_backward_numerical(student, reference, rng, partial):
+def test_batchnorm_backward_numerical(student, reference, rng, partial, probes):
     """batchnorm_backward: agrees with numerical gradients of your batchnorm_forward (train mode)
 
     Gate, per gradient: your batchnorm_forward's output changes when that input changes and
     your gradient is not all zeros, where the reference's is not."""
-    x, gamma, beta = bn_inputs(rng, 4, 3)
-    numerical_backward_test(student, reference, rng, partial, "batchnorm", {"mode": "train"},
-                            x, gamma, beta)
-
-
-def assert_sums_to_zero(value, axis: int, what: str, description: str) -> None:
-    """Each sum of ``value`` along ``axis`` is zero up to rounding (relative to the sum of the
-    absolute values)."""
-    total = np.abs(value).sum(axis=axis)
-    residual = np.abs(value.sum(axis=axis))
-    bad = residual > ZERO_TOL * np.maximum(total, 1e-300) + 1e-300
-    if np.any(bad):
-        worst = int(np.argmax(residual / np.maximum(total, 1e-300)))
-        raise CheckFailure(f"{what}: {description} should be zero, got {residual.flat[worst]:.3g}"
-                           f" (entries of size {total.flat[worst]:.3g})", what=what)
-
-
-def assert_invariants(attempts, expected, dout, layer: str, axis: int, partial,
-                      inputs: dict) -> None:
-    """dbeta sums what dout sums; dx sums to zero along the normalised axis (shifting the
-    input of a normalization along it changes nothing). (dx is not exactly orthogonal to xhat:
-    eps makes the normalization not quite scale-free.)"""
-    what = f"{layer}_backward"
-    along = "every column (over the batch)" if axis == 0 else "every row (over the features)"
-    def dbeta_sums_dout(grads):
-        dbeta = gate(what, "dbeta", grads[2], expected[2], inputs)
-        if abs(dbeta.sum() - dout.sum()) > ZERO_TOL * np.abs(dout).sum():
-            raise CheckFailure(f"{what}: sum(dbeta) = {dbeta.sum():.6g}, while sum(dout) = "
-                               f"{dout.sum():.6g}; dbeta sums dout over the batch", what=what)
-
-    def dx_sums_to_zero(grads):
-        dx = gate(what, "dx", grads[0], expected[0], inputs)
-        assert_sums_to_zero(dx, axis, what, f"the sum of dx along {along}")
-
-    with partial.part("sum(dbeta) == sum(dout)"):
-        attempts.judge(dbeta_sums_dout)
-    with partial.part("dx sums to zero"):
-        attempts.judge(dx_sums_to_zero)
+    x, gamma, beta = probes.bn_inputs(rng, 4, 3)
+    probes.numerical_backward_test(student, reference, rng, partial, "batchnorm", {"mode": "train"},
+                                   x, gamma, beta)
 
 
 @pytest.mark.points(2)
 @pytest.mark.covers("batchnorm_backward")
-def test_batchnorm_backward_invariants(student, reference, rng, partial):
+def test_batchnorm_backward_invariants(student, reference, rng, partial, probes):
     """batchnorm_backward: sum(dbeta) == sum(dout), and every column of dx sums to zero
 
     Gate: dx and dbeta are not trivial (zeros, one number, dout itself)."""
-    x, _, _, dout, _, expected, attempts = bn_backward_case(student, reference, rng)
-    assert_invariants(attempts, expected, dout, "batchnorm", 0, partial,
-                      dict(dout=dout, x=x))
+    x, _, _, dout, _, expected, attempts = probes.bn_backward_case(student, reference, rng)
+    probes.assert_invariants(attempts, expected, dout, "batchnorm", 0, partial,
+                             dict(dout=dout, x=x))
 
 
 @pytest.mark.points(1)
 @pytest.mark.covers("batchnorm_forward", "batchnorm_backward")
-def test_batchnorm_two_examples(student, reference, rng, partial):
+def test_batchnorm_two_examples(student, reference, rng, partial, probes):
     """batchnorm: the smallest batch, N = 2, forward and backward"""
-    x, gamma, beta = bn_inputs(rng, 2, 3)
+    x, gamma, beta = probes.bn_inputs(rng, 2, 3)
     inputs = dict(x=x, gamma=gamma, beta=beta)
     with partial.part("batchnorm_forward"):
-        out = out_of(student.batchnorm_forward(x, gamma, beta, {"mode": "train"}),
-                     "batchnorm_forward")
+        out = probes.out_of(student.batchnorm_forward(x, gamma, beta, {"mode": "train"}),
+                            "batchnorm_forward")
         expected = reference.batchnorm_forward(x, gamma, beta, {"mode": "train"})[0]
         assert_close(out, expected, "batchnorm_forward out (N = 2)", inputs=inputs)
     with partial.part("batchnorm_backward"):
         dout = rng.standard_normal(x.shape)
         _, cache = reference.batchnorm_forward(x, gamma, beta, {"mode": "train"})
         expected = reference.batchnorm_backward(dout, cache)
-        attempts = backward_attempts(
+        attempts = probes.backward_attempts(
             student, "batchnorm_backward", dout, cache,
             lambda: student.batchnorm_forward(x, gamma, beta, {"mode": "train"}), 3)
 
         def check(grads):
-            for i, name in enumerate(GRAD_NAMES):
+            for i, name in enumerate(probes.GRAD_NAMES):
                 assert_close(grads[i], expected[i], f"batchnorm_backward {name} (N = 2)",
                              inputs=dict(dout=dout, **inputs))
         attempts.judge(check)
 
 
-def first_three(args) -> dict:
-    """x, gamma and beta as the call left them."""
-    return dict(zip(("x", "gamma", "beta"), args[:3], strict=False))
-
-
 @pytest.mark.points(1)
 @pytest.mark.covers("batchnorm_forward", "batchnorm_backward")
-def test_batchnorm_inputs_unchanged(student, reference, rng, partial):
+def test_batchnorm_inputs_unchanged(student, reference, rng, partial, probes):
     """batchnorm: inputs are left unchanged (bn_param too, but its running statistics in train mode)
 
     Gate, per part: the result is not trivial (zeros, one number, an input unchanged)."""
-    x, gamma, beta = bn_inputs(rng)
+    x, gamma, beta = probes.bn_inputs(rng)
     d = x.shape[1]
     inputs = dict(x=x, gamma=gamma, beta=beta)
     with partial.part("batchnorm_forward, train mode: x, gamma, beta"):
         result, args, _ = student.batchnorm_forward.call_returning_args(x, gamma, beta,
                                                                          {"mode": "train"})
-        gate("batchnorm_forward", "out", out_of(result, "batchnorm_forward"),
-             reference.batchnorm_forward(x, gamma, beta, {"mode": "train"})[0], inputs)
-        assert_not_mutated(inputs, first_three(args), "batchnorm_forward")
+        probes.gate("batchnorm_forward", "out", probes.out_of(result, "batchnorm_forward"),
+                    reference.batchnorm_forward(x, gamma, beta, {"mode": "train"})[0], inputs)
+        assert_not_mutated(inputs, probes.first_three(args), "batchnorm_forward")
     with partial.part("batchnorm_forward, test mode: bn_param too"):
         bn = {"mode": "test", "running_mean": rng.standard_normal(d),
               "running_var": rng.uniform(0.5, 2.0, d)}
         result, args, _ = student.batchnorm_forward.call_returning_args(x, gamma, beta,
                                                                          copy.deepcopy(bn))
-        gate("batchnorm_forward", "out", out_of(result, "batchnorm_forward"),
-             reference.batchnorm_forward(x, gamma, beta, copy.deepcopy(bn))[0], inputs)
-        assert_not_mutated(inputs, first_three(args), "batchnorm_forward")
+        probes.gate("batchnorm_forward", "out", probes.out_of(result, "batchnorm_forward"),
+                    reference.batchnorm_forward(x, gamma, beta, copy.deepcopy(bn))[0], inputs)
+        assert_not_mutated(inputs, probes.first_three(args), "batchnorm_forward")
         after = args[3] if type(args[3]) is dict else {}
         if sorted(after) != sorted(bn):
             raise CheckFailure(f"batchnorm_forward in test mode changed the keys of bn_param "
@@ -705,59 +409,43 @@ def test_batchnorm_inputs_unchanged(student, reference, rng, partial):
         expected = reference.batchnorm_backward(dout, cache)[0]
 
         def check(called):
-            gate("batchnorm_backward", "dx",
-                 expect_tuple(called[0], 3, "batchnorm_backward")[0], expected, dict(dout=dout))
-            assert_backward_unchanged("batchnorm_backward", dout, called)
-        unchanged_attempts(student, "batchnorm_backward", dout, cache,
-                           lambda: student.batchnorm_forward(x, gamma, beta, {"mode": "train"})
-                           ).judge(check)
+            probes.gate("batchnorm_backward", "dx",
+                        expect_tuple(called[0], 3, "batchnorm_backward")[0], expected,
+                        dict(dout=dout))
+            probes.assert_backward_unchanged("batchnorm_backward", dout, called)
+        probes.unchanged_attempts(
+            student, "batchnorm_backward", dout, cache,
+            lambda: student.batchnorm_forward(x, gamma, beta, {"mode": "train"})).judge(check)
 
 
 # ---- layer normalization ------------------------------------------------------------------------
 
-def ln_inputs(rng, n=4, d=6):
-    x = 2.0 * rng.standard_normal((n, d)) + rng.standard_normal((n, 1))
-    gamma = rng.uniform(0.5, 1.5, d)
-    beta = rng.standard_normal(d)
-    return x, gamma, beta
-
-
 @pytest.mark.points(3)
 @pytest.mark.covers("layernorm_forward")
-def test_layernorm_forward(student, reference, rng, partial):
+def test_layernorm_forward(student, reference, rng, partial, probes):
     """layernorm_forward: output with the default eps and with eps in ln_param"""
-    x, gamma, beta = ln_inputs(rng)
+    x, gamma, beta = probes.ln_inputs(rng)
     with partial.part("out, default eps", 2):
-        out = out_of(student.layernorm_forward(x, gamma, beta, {}), "layernorm_forward")
+        out = probes.out_of(student.layernorm_forward(x, gamma, beta, {}), "layernorm_forward")
         expected = reference.layernorm_forward(x, gamma, beta, {})[0]
         assert_close(out, expected, "layernorm_forward out",
                      inputs=dict(x=x, gamma=gamma, beta=beta))
     with partial.part("out, eps = 0.5"):
         x2 = 0.3 * x
-        out = out_of(student.layernorm_forward(x2, gamma, beta, {"eps": 0.5}),
-                     "layernorm_forward")
+        out = probes.out_of(student.layernorm_forward(x2, gamma, beta, {"eps": 0.5}),
+                            "layernorm_forward")
         expected = reference.layernorm_forward(x2, gamma, beta, {"eps": 0.5})[0]
         assert_close(out, expected, "layernorm_forward out (eps = 0.5)",
                      inputs=dict(x=x2, gamma=gamma, beta=beta))
 
 
-def ln_backward_case(student, reference, rng, n=4, d=6):
-    x, gamma, beta = ln_inputs(rng, n, d)
-    dout = rng.standard_normal((n, d))
-    _, cache = reference.layernorm_forward(x, gamma, beta, {})
-    expected = reference.layernorm_backward(dout, cache)
-    attempts = backward_attempts(student, "layernorm_backward", dout, cache,
-                                 lambda: student.layernorm_forward(x, gamma, beta, {}), 3)
-    return x, gamma, beta, dout, cache, expected, attempts
-
-
 @pytest.mark.points(4)
 @pytest.mark.covers("layernorm_backward")
-def test_layernorm_backward(student, reference, rng, partial):
+def test_layernorm_backward(student, reference, rng, partial, probes):
     """layernorm_backward: dx, dgamma, dbeta against the reference"""
-    x, gamma, _, dout, _, expected, attempts = ln_backward_case(student, reference, rng)
+    x, gamma, _, dout, _, expected, attempts = probes.ln_backward_case(student, reference, rng)
     inputs = dict(x=x, gamma=gamma, dout=dout)
-    for i, (name, weight) in enumerate(zip(GRAD_NAMES, (2, 1, 1), strict=True)):
+    for i, (name, weight) in enumerate(zip(probes.GRAD_NAMES, (2, 1, 1), strict=True)):
         with partial.part(name, weight):
             attempts.judge(lambda grads, i=i, name=name: assert_close(
                 grads[i], expected[i], f"layernorm_backward {name}", inputs=inputs))
@@ -765,40 +453,41 @@ def test_layernorm_backward(student, reference, rng, partial):
 
 @pytest.mark.points(3)
 @pytest.mark.covers("layernorm_backward")
-def test_layernorm_backward_numerical(student, reference, rng, partial):
+def test_layernorm_backward_numerical(student, reference, rng, partial, probes):
     """layernorm_backward: agrees with numerical gradients of your layernorm_forward
 
     Gate, per gradient: your layernorm_forward's output changes when that input changes and
     your gradient is not all zeros, where the reference's is not."""
-    x, gamma, beta = ln_inputs(rng, 3, 4)
-    numerical_backward_test(student, reference, rng, partial, "layernorm", {}, x, gamma, beta)
+    x, gamma, beta = probes.ln_inputs(rng, 3, 4)
+    probes.numerical_backward_test(student, reference, rng, partial, "layernorm", {}, x, gamma,
+                                   beta)
 
 
 @pytest.mark.points(1)
 @pytest.mark.covers("layernorm_backward")
-def test_layernorm_backward_invariants(student, reference, rng, partial):
+def test_layernorm_backward_invariants(student, reference, rng, partial, probes):
     """layernorm_backward: sum(dbeta) == sum(dout), and every row of dx sums to zero
 
     Gate: dx and dbeta are not trivial (zeros, one number, dout itself)."""
-    x, _, _, dout, _, expected, attempts = ln_backward_case(student, reference, rng)
-    assert_invariants(attempts, expected, dout, "layernorm", 1, partial,
-                      dict(dout=dout, x=x))
+    x, _, _, dout, _, expected, attempts = probes.ln_backward_case(student, reference, rng)
+    probes.assert_invariants(attempts, expected, dout, "layernorm", 1, partial,
+                             dict(dout=dout, x=x))
 
 
 @pytest.mark.points(1)
 @pytest.mark.covers("layernorm_forward", "layernorm_backward")
-def test_layernorm_inputs_unchanged(student, reference, rng, partial):
+def test_layernorm_inputs_unchanged(student, reference, rng, partial, probes):
     """layernorm: inputs are left unchanged
 
     Gate, per function: its result is not trivial (zeros, one number, an input unchanged)."""
-    x, gamma, beta = ln_inputs(rng)
+    x, gamma, beta = probes.ln_inputs(rng)
     inputs = dict(x=x, gamma=gamma, beta=beta)
     with partial.part("layernorm_forward"):
         ln = {"eps": 1e-3}
         result, args, _ = student.layernorm_forward.call_returning_args(x, gamma, beta, dict(ln))
-        gate("layernorm_forward", "out", out_of(result, "layernorm_forward"),
-             reference.layernorm_forward(x, gamma, beta, dict(ln))[0], inputs)
-        assert_not_mutated(inputs, first_three(args), "layernorm_forward")
+        probes.gate("layernorm_forward", "out", probes.out_of(result, "layernorm_forward"),
+                    reference.layernorm_forward(x, gamma, beta, dict(ln))[0], inputs)
+        assert_not_mutated(inputs, probes.first_three(args), "layernorm_forward")
         if args[3] != ln:
             raise CheckFailure(f"layernorm_forward changed ln_param from {ln!r} to "
                                f"{args[3]!r}; it is read-only", what="layernorm_forward")
@@ -808,35 +497,24 @@ def test_layernorm_inputs_unchanged(student, reference, rng, partial):
         expected = reference.layernorm_backward(dout, cache)[0]
 
         def check(called):
-            gate("layernorm_backward", "dx",
-                 expect_tuple(called[0], 3, "layernorm_backward")[0], expected, dict(dout=dout))
-            assert_backward_unchanged("layernorm_backward", dout, called)
-        unchanged_attempts(student, "layernorm_backward", dout, cache,
-                           lambda: student.layernorm_forward(x, gamma, beta, {})
-                           ).judge(check)
+            probes.gate("layernorm_backward", "dx",
+                        expect_tuple(called[0], 3, "layernorm_backward")[0], expected,
+                        dict(dout=dout))
+            probes.assert_backward_unchanged("layernorm_backward", dout, called)
+        probes.unchanged_attempts(student, "layernorm_backward", dout, cache,
+                                  lambda: student.layernorm_forward(x, gamma, beta, {})
+                                  ).judge(check)
 
 
 # ---- label smoothing ----------------------------------------------------------------------------
 
-def logits_and_labels(rng, n=7, c=5, scale=1.0):
-    x = scale * rng.standard_normal((n, c))
-    y = rng.permutation(np.arange(n) % c)  # every class present, in no particular order
-    return x, y
-
-
-def smoothed(impl, x, y, epsilon):
-    loss, dx = expect_tuple(impl.softmax_loss_smoothed(x, y, epsilon), 2,
-                            "softmax_loss_smoothed")
-    return loss, dx
-
-
 @pytest.mark.points(4)
 @pytest.mark.covers("softmax_loss_smoothed")
-def test_smoothed_loss_values(student, reference, rng, partial):
+def test_smoothed_loss_values(student, reference, rng, partial, probes):
     """softmax_loss_smoothed: loss and dx against the reference, epsilon 0.1, 0.3 and 0"""
-    x, y = logits_and_labels(rng)
+    x, y = probes.logits_and_labels(rng)
     inputs = dict(x=x, y=y)
-    loss, dx = smoothed(student, x, y, 0.1)
+    loss, dx = probes.smoothed(student, x, y, 0.1)
     ref_loss, ref_dx = reference.softmax_loss_smoothed(x, y, 0.1)
     with partial.part("loss, epsilon = 0.1"):
         assert_close(loss, ref_loss, "softmax_loss_smoothed loss (epsilon = 0.1)", inputs=inputs)
@@ -844,7 +522,7 @@ def test_smoothed_loss_values(student, reference, rng, partial):
         assert_close(dx, ref_dx, "softmax_loss_smoothed dx (epsilon = 0.1)", inputs=inputs)
     for epsilon in (0.3, 0.0):
         with partial.part(f"loss and dx, epsilon = {epsilon}"):
-            loss, dx = smoothed(student, x, y, epsilon)
+            loss, dx = probes.smoothed(student, x, y, epsilon)
             ref_loss, ref_dx = reference.softmax_loss_smoothed(x, y, epsilon)
             assert_close(loss, ref_loss, f"softmax_loss_smoothed loss (epsilon = {epsilon})",
                          inputs=inputs)
@@ -854,17 +532,17 @@ def test_smoothed_loss_values(student, reference, rng, partial):
 
 @pytest.mark.points(2)
 @pytest.mark.covers("softmax_loss_smoothed")
-def test_smoothed_loss_numerical(student, reference, rng):
+def test_smoothed_loss_numerical(student, reference, rng, probes):
     """softmax_loss_smoothed: dx agrees with the numerical gradient of your loss (epsilon 0.2)
 
     Gate: your loss changes when x changes and your dx is not all zeros (as the reference's)."""
-    x, y = logits_and_labels(rng)
+    x, y = probes.logits_and_labels(rng)
     epsilon = 0.2
     ref_dx = reference.softmax_loss_smoothed(x, y, epsilon)[1]
     ref_err = norm_error(ref_dx, numeric_gradient(
         lambda v: reference.softmax_loss_smoothed(v, y, epsilon)[0], x))
-    _, dx = smoothed(student, x, y, epsilon)
-    numeric = numeric_gradient(lambda v: expect_scalar(smoothed(student, v, y, epsilon)[0],
+    _, dx = probes.smoothed(student, x, y, epsilon)
+    numeric = numeric_gradient(lambda v: expect_scalar(probes.smoothed(student, v, y, epsilon)[0],
                                                        "softmax_loss_smoothed loss"), x)
     require_nontrivial_gradient(dx, numeric, ref_dx, "softmax_loss_smoothed dx",
                                 "softmax_loss_smoothed", "x")
@@ -874,13 +552,13 @@ def test_smoothed_loss_numerical(student, reference, rng):
 
 @pytest.mark.points(2)
 @pytest.mark.covers("softmax_loss_smoothed")
-def test_smoothed_loss_stable(student, reference, rng):
+def test_smoothed_loss_stable(student, reference, rng, probes):
     """softmax_loss_smoothed: finite and correct for logits of +-1000"""
-    x, y = logits_and_labels(rng, scale=1000.0)
+    x, y = probes.logits_and_labels(rng, scale=1000.0)
     x[0, :] = 1000.0
     x[1, :] = -1000.0
     epsilon = 0.1
-    loss, dx = smoothed(student, x, y, epsilon)
+    loss, dx = probes.smoothed(student, x, y, epsilon)
     ref_loss, ref_dx = reference.softmax_loss_smoothed(x, y, epsilon)
     inputs = dict(x=x, y=y)
     assert_close(loss, ref_loss, "softmax_loss_smoothed loss at logits of +-1000", inputs=inputs)
@@ -889,28 +567,24 @@ def test_smoothed_loss_stable(student, reference, rng):
 
 @pytest.mark.points(1)
 @pytest.mark.covers("softmax_loss_smoothed")
-def test_smoothed_loss_inputs_unchanged(student, reference, rng):
+def test_smoothed_loss_inputs_unchanged(student, reference, rng, probes):
     """softmax_loss_smoothed: inputs are left unchanged
 
     Gate: dx is not trivial (zeros, one number, x itself) where the reference's is not."""
-    x, y = logits_and_labels(rng)
+    x, y = probes.logits_and_labels(rng)
     result, args, _ = student.softmax_loss_smoothed.call_returning_args(x, y, 0.1)
-    gate("softmax_loss_smoothed", "dx", expect_tuple(result, 2, "softmax_loss_smoothed")[1],
-         reference.softmax_loss_smoothed(x, y, 0.1)[1], dict(x=x))
+    probes.gate("softmax_loss_smoothed", "dx", expect_tuple(result, 2, "softmax_loss_smoothed")[1],
+                reference.softmax_loss_smoothed(x, y, 0.1)[1], dict(x=x))
     assert_not_mutated({"x": x, "y": y}, {"x": args[0], "y": args[1]}, "softmax_loss_smoothed")
 
 
 # ---- dropout as a ridge penalty -----------------------------------------------------------------
 
-def ridge_data(rng, n=7, d=4):
-    return rng.standard_normal((n, d)) * np.array([0.5, 1.0, 2.0, 3.0])[:d]
-
-
 @pytest.mark.points(3)
 @pytest.mark.covers("dropout_ridge_penalty")
-def test_dropout_ridge_penalty_closed_form(student, reference, rng, partial):
+def test_dropout_ridge_penalty_closed_form(student, reference, rng, partial, probes):
     """dropout_ridge_penalty: lam = p / (1 - p) * diag(X^T X), for p = 0.3 and p = 0.6"""
-    X = ridge_data(rng)
+    X = probes.ridge_data(rng)
     for p, weight in ((0.3, 2), (0.6, 1)):
         with partial.part(f"p = {p}", weight):
             assert_close(student.dropout_ridge_penalty(X, p),
@@ -924,15 +598,16 @@ MC_TOL = 0.03  # the estimate's relative standard error is below 0.3% on these i
 
 @pytest.mark.points(2)
 @pytest.mark.covers("dropout_ridge_penalty")
-def test_dropout_ridge_penalty_monte_carlo(student, rng):
+def test_dropout_ridge_penalty_monte_carlo(student, rng, probes):
     """dropout_ridge_penalty: sum(lam * w**2) matches a Monte-Carlo average of the dropout loss"""
-    X = ridge_data(rng, 5, 3)
+    X = probes.ridge_data(rng, 5, 3)
     y = rng.standard_normal(5)
     w = rng.standard_normal(3)
     p = 0.3
     lam = expect_array(student.dropout_ridge_penalty(X, p), "dropout_ridge_penalty lam",
                        shape=(3,), inputs=dict(X=X))
-    masks = (np.random.default_rng(draw_seed(rng)).random((MC_SAMPLES, *X.shape)) >= p) / (1 - p)
+    masks = ((np.random.default_rng(probes.draw_seed(rng)).random((MC_SAMPLES, *X.shape)) >= p)
+             / (1 - p))
     dropout_objective = np.mean(np.sum((y - (X * masks) @ w) ** 2, axis=1))
     extra = dropout_objective - np.sum((y - X @ w) ** 2)
     yours = float(np.sum(lam * w ** 2))
@@ -950,29 +625,29 @@ def test_dropout_ridge_penalty_monte_carlo(student, rng):
 @pytest.mark.points(2)
 @pytest.mark.covers("dropout_forward", "dropout_backward", "layernorm_forward",
                     "layernorm_backward", "softmax_loss_smoothed", "dropout_ridge_penalty")
-def test_batch_of_one(student, make, reference, rng, partial):
+def test_batch_of_one(student, make, reference, rng, partial, probes):
     """dropout, layernorm, smoothed loss, ridge penalty: any batch size, N = 1 included"""
     x = rng.standard_normal((1, 7))
     dout = rng.standard_normal((1, 7))
     gamma, beta = rng.uniform(0.5, 1.5, 7), rng.standard_normal(7)
     inputs = dict(x=x)
-    seed = draw_seed(rng)
+    seed = probes.draw_seed(rng)
     with partial.part("dropout_forward"):
-        out = out_of(student.dropout_forward(x, 0.3, "train", rng_maker(make)(seed)),
-                     "dropout_forward")
-        assert_close(out, reference.dropout_forward(x, 0.3, "train", local_rng(seed))[0],
+        out = probes.out_of(student.dropout_forward(x, 0.3, "train", probes.rng_maker(make)(seed)),
+                            "dropout_forward")
+        assert_close(out, reference.dropout_forward(x, 0.3, "train", probes.local_rng(seed))[0],
                      "dropout_forward out (N = 1)", inputs=inputs)
     with partial.part("dropout_backward"):
-        _, cache = reference.dropout_forward(x, 0.3, "train", local_rng(seed))
+        _, cache = reference.dropout_forward(x, 0.3, "train", probes.local_rng(seed))
         expected = reference.dropout_backward(dout, cache)
-        new_rng = rng_maker(make)
-        backward_attempts(student, "dropout_backward", dout, cache,
-                          lambda: student.dropout_forward(x, 0.3, "train", new_rng(seed)), 1
-                          ).judge(lambda dx: assert_close(dx, expected,
-                                                          "dropout_backward dx (N = 1)",
-                                                          inputs=inputs))
+        new_rng = probes.rng_maker(make)
+        probes.backward_attempts(student, "dropout_backward", dout, cache,
+                                 lambda: student.dropout_forward(x, 0.3, "train", new_rng(seed)), 1
+                                 ).judge(lambda dx: assert_close(dx, expected,
+                                                                 "dropout_backward dx (N = 1)",
+                                                                 inputs=inputs))
     with partial.part("layernorm_forward"):
-        out = out_of(student.layernorm_forward(x, gamma, beta, {}), "layernorm_forward")
+        out = probes.out_of(student.layernorm_forward(x, gamma, beta, {}), "layernorm_forward")
         assert_close(out, reference.layernorm_forward(x, gamma, beta, {})[0],
                      "layernorm_forward out (N = 1)", inputs=inputs)
     with partial.part("layernorm_backward"):
@@ -980,13 +655,14 @@ def test_batch_of_one(student, make, reference, rng, partial):
         expected = reference.layernorm_backward(dout, cache)
 
         def check(grads):
-            for got, want, name in zip(grads, expected, GRAD_NAMES, strict=True):
+            for got, want, name in zip(grads, expected, probes.GRAD_NAMES, strict=True):
                 assert_close(got, want, f"layernorm_backward {name} (N = 1)", inputs=inputs)
-        backward_attempts(student, "layernorm_backward", dout, cache,
-                          lambda: student.layernorm_forward(x, gamma, beta, {}), 3).judge(check)
+        probes.backward_attempts(student, "layernorm_backward", dout, cache,
+                                 lambda: student.layernorm_forward(x, gamma, beta, {}), 3
+                                 ).judge(check)
     with partial.part("softmax_loss_smoothed"):
         scores, y = x[:, :5], np.array([3])
-        loss, dx = smoothed(student, scores, y, 0.1)
+        loss, dx = probes.smoothed(student, scores, y, 0.1)
         ref_loss, ref_dx = reference.softmax_loss_smoothed(scores, y, 0.1)
         assert_close(loss, ref_loss, "softmax_loss_smoothed loss (N = 1)", inputs=dict(x=scores))
         assert_close(dx, ref_dx, "softmax_loss_smoothed dx (N = 1)", inputs=dict(x=scores))
@@ -997,181 +673,6 @@ def test_batch_of_one(student, make, reference, rng, partial):
 
 
 # ---- FullyConnectedNet --------------------------------------------------------------------------
-
-NET_ARGS = dict(hidden_dims=[6, 4], input_dim=5, num_classes=3, weight_scale=0.5, reg=0.3)
-NET_ROWS = 6
-
-
-def net_data(rng, n=NET_ROWS):
-    X = rng.standard_normal((n, NET_ARGS["input_dim"]))
-    y = np.arange(n) % NET_ARGS["num_classes"]
-    return X, y
-
-
-def random_params(rng, normalization):
-    """Parameters with non-zero biases and betas and gammas away from 1, so a missing term or
-    gradient shows."""
-    dims = [NET_ARGS["input_dim"], *NET_ARGS["hidden_dims"], NET_ARGS["num_classes"]]
-    params = {}
-    for i, (a, b) in enumerate(zip(dims[:-1], dims[1:], strict=True), start=1):
-        params[f"W{i}"] = 0.5 * rng.standard_normal((a, b))
-        params[f"b{i}"] = 0.1 * rng.standard_normal(b)
-        if normalization is not None and i < len(dims) - 1:
-            params[f"gamma{i}"] = rng.uniform(0.5, 1.5, b)
-            params[f"beta{i}"] = 0.2 * rng.standard_normal(b)
-    return params
-
-
-def random_running(rng, momentum=None):
-    bn_params = []
-    for d in NET_ARGS["hidden_dims"]:
-        bn = {"running_mean": 0.3 * rng.standard_normal(d),
-              "running_var": rng.uniform(0.5, 2.0, d)}
-        if momentum is not None:
-            bn["momentum"] = momentum
-        bn_params.append(bn)
-    return bn_params
-
-
-# FullyConnectedNet calls these; the contract's net run here around the student's own ones is
-# a candidate: their mistakes cost in their own tests only.
-NET_PARTS = ("dropout_forward", "dropout_backward", "batchnorm_backward", "layernorm_forward",
-             "layernorm_backward")
-
-
-def with_own_parts(reference_with, student):
-    """The reference module with the student's layers. batchnorm_forward runs in the student's
-    process, where it writes its running statistics into a copy of bn_param: they are copied
-    back into the contract net's bn_param here, as in a notebook."""
-    def batchnorm_forward(x, gamma, beta, bn_param):
-        result, args, _ = student.batchnorm_forward.call_returning_args(x, gamma, beta,
-                                                                         bn_param)
-        written = args[3] if type(args) is list and len(args) == 4 else None
-        if type(written) is dict and written is not bn_param:
-            bn_param.clear()
-            bn_param.update(written)
-        return result
-
-    return reference_with(batchnorm_forward=batchnorm_forward,
-                          **{name: getattr(student, name) for name in NET_PARTS})
-
-
-def build_net(impl, normalization, dropout, params, bn_params=None, dropout_rng=None):
-    net = impl.FullyConnectedNet(**NET_ARGS, normalization=normalization, dropout=dropout,
-                                 seed=0)
-    net.params = copy.deepcopy(params)
-    if bn_params is not None:
-        net.bn_params = copy.deepcopy(bn_params)
-    if dropout_rng is not None:
-        net.dropout_rng = dropout_rng
-    return net
-
-
-class NetCase:
-    """One configuration of the net, run by the student's net, by the reference and by the
-    contract's net around the student's layers (the candidates)."""
-
-    def __init__(self, student, make, reference, reference_with, normalization, dropout,
-                 params, bn_params=None, seed=None):
-        self.student, self.make, self.reference = student, make, reference
-        self.reference_with = reference_with
-        self.normalization, self.dropout = normalization, dropout
-        self.params, self.bn_params, self.seed = params, bn_params, seed
-        self._hybrid = None
-
-    def rngs(self):
-        """The dropout generators of the student's net and of the reference's, seeded alike;
-        None (the nets keep the ones they made from seed 0) when this case has no seed."""
-        if self.seed is None:
-            return None, None
-        return rng_maker(self.make)(self.seed), local_rng(self.seed)
-
-    def seed_global(self):
-        """np.random.seed(0) in the student's process before the student's net and the hybrid
-        run, when this case draws masks: a dropout_forward that draws from np.random instead of
-        its rng argument (its own tests say so) then draws the same masks in both."""
-        if self.seed is not None:
-            rng_maker(self.make).seed_global(0)
-
-    def hybrid_rng(self):
-        """The hybrid's generator, in the student's process (it runs the student's
-        dropout_forward): what the nets of this case draw from."""
-        if self.seed is None:
-            return rng_maker(self.make)(0, spawned=True)
-        return rng_maker(self.make)(self.seed)
-
-    def run(self, X, y=None):
-        """Each net's result, and each net: (student, [reference, hybrid or None])."""
-        student_rng, ref_rng = self.rngs()
-        net = build_net(self.student, self.normalization, self.dropout, self.params,
-                        self.bn_params, student_rng)
-        self.seed_global()
-        got = net.loss(X) if y is None else net.loss(X, y)
-        ref_net = build_net(self.reference, self.normalization, self.dropout, self.params,
-                            self.bn_params, ref_rng)
-        expected = ref_net.loss(X) if y is None else ref_net.loss(X, y)
-        hybrid_net = None
-
-        def hybrid_run():
-            nonlocal hybrid_net
-            module = with_own_parts(self.reference_with, self.student)
-            hybrid_net = build_net(module, self.normalization, self.dropout, self.params,
-                                   self.bn_params, self.hybrid_rng())
-            self.seed_global()
-            return hybrid_net.loss(X) if y is None else hybrid_net.loss(X, y)
-
-        own = own_parts(hybrid_run)
-        return got, net, [(expected, ref_net), (own, hybrid_net)]
-
-
-def loss_and_grads(result):
-    loss, grads = expect_tuple(result, 2, "FullyConnectedNet.loss")
-    if type(grads) is not dict:
-        raise CheckFailure(f"the gradients should be a dict, got {type_name(grads)}")
-    return loss, grads
-
-
-def grad_scale(grads: dict) -> float:
-    return max(float(np.max(np.abs(v))) for v in grads.values())
-
-
-def assert_grad(got, want, what: str, scale: float, inputs=None) -> None:
-    """assert_close, except for a gradient that is zero in exact arithmetic (the bias of a
-    hidden layer right before batchnorm, whose shift the normalization removes): there any
-    value that is rounding noise next to the other gradients passes."""
-    want = np.asarray(want, dtype=np.float64)
-    if want.size and float(np.max(np.abs(want))) <= ZERO_TOL * scale:
-        got = expect_array(got, what, shape=want.shape, inputs=inputs)
-        if float(np.max(np.abs(got))) > 1e-7 * scale:
-            raise CheckFailure(f"{what}: entries up to {float(np.max(np.abs(got))):.3g}, expected "
-                               "zero: batchnorm removes any constant shift of its input, so the "
-                               "bias of the affine layer before it gets no gradient", what=what)
-        return
-    assert_close(got, want, what, inputs=inputs)
-
-
-def judge_loss_and_grads(result, candidates, partial, inputs, what="FullyConnectedNet"):
-    """The student's (loss, grads) against each candidate (reference, own layers): the loss is
-    worth 2 parts, each gradient one."""
-    loss, grads = loss_and_grads(result)
-    expected = candidates[0]
-    candidates = [expected, without_null_parts(candidates[1], expected)]
-    scale = grad_scale(expected[1])
-    with partial.part("loss", 2):
-        one_of(lambda want: assert_close(loss, want[0], f"{what} loss", inputs=inputs),
-               candidates)
-    for key in sorted(expected[1]):
-        with partial.part(f"grads[{key!r}]"):
-            if key not in grads:
-                raise CheckFailure(f"grads has no {key!r}")
-
-            def check(want, key=key):
-                if want[1].get(key) is None:
-                    raise CheckFailure(f"grads[{key!r}]: not comparable")
-                assert_grad(grads[key], want[1][key], f"{what} grads[{key!r}]", scale, inputs)
-            one_of(check, candidates)
-    return loss, grads
-
 
 @pytest.mark.points(3)
 @pytest.mark.covers("FullyConnectedNet")
@@ -1201,15 +702,15 @@ def test_net_initialisation(student, partial):
 
 @pytest.mark.points(4)
 @pytest.mark.covers("FullyConnectedNet")
-def test_net_scores_test_mode(student, make, reference, reference_with, rng, partial):
+def test_net_scores_test_mode(student, make, reference, reference_with, rng, partial, probes):
     """FullyConnectedNet.loss(X): test-mode scores (batchnorm, layernorm, none; dropout 0.3)"""
-    X, _ = net_data(rng)
+    X, _ = probes.net_data(rng)
     for normalization, weight in (("batchnorm", 2), ("layernorm", 1), (None, 1)):
         with partial.part(f"normalization={normalization!r}", weight):
-            params = random_params(rng, normalization)
-            running_stats = random_running(rng) if normalization == "batchnorm" else None
-            case = NetCase(student, make, reference, reference_with, normalization, 0.3, params,
-                           running_stats)
+            params = probes.random_params(rng, normalization)
+            running_stats = probes.random_running(rng) if normalization == "batchnorm" else None
+            case = probes.NetCase(student, make, reference, reference_with, normalization, 0.3,
+                                  params, running_stats)
             scores, _, candidates = case.run(X)
             own = candidates[1][0]
             if own is not None and not np.any(np.asarray(own)):
@@ -1222,37 +723,39 @@ def test_net_scores_test_mode(student, make, reference, reference_with, rng, par
 
 @pytest.mark.points(5)
 @pytest.mark.covers("FullyConnectedNet")
-def test_net_batchnorm_loss_and_gradients(student, make, reference, reference_with, rng, partial):
+def test_net_batchnorm_loss_and_gradients(student, make, reference, reference_with, rng, partial,
+                                          probes):
     """FullyConnectedNet.loss(X, y): loss and every gradient with batchnorm, reg > 0"""
-    X, y = net_data(rng)
-    params = random_params(rng, "batchnorm")
-    case = NetCase(student, make, reference, reference_with, "batchnorm", 0.0, params,
-                   random_running(rng))
+    X, y = probes.net_data(rng)
+    params = probes.random_params(rng, "batchnorm")
+    case = probes.NetCase(student, make, reference, reference_with, "batchnorm", 0.0, params,
+                          probes.random_running(rng))
     result, _, candidates = case.run(X, y)
-    judge_loss_and_grads(result, [c[0] for c in candidates], partial,
-                         dict(X=X, y=y, reg=NET_ARGS["reg"]),
-                         "FullyConnectedNet (batchnorm)")
+    probes.judge_loss_and_grads(result, [c[0] for c in candidates], partial,
+                                dict(X=X, y=y, reg=probes.NET_ARGS["reg"]),
+                                "FullyConnectedNet (batchnorm)")
 
 
 @pytest.mark.points(2)
 @pytest.mark.covers("FullyConnectedNet")
-def test_net_running_statistics(student, make, reference, reference_with, rng, partial):
+def test_net_running_statistics(student, make, reference, reference_with, rng, partial, probes):
     """FullyConnectedNet.loss(X, y): train mode updates the running statistics in net.bn_params"""
-    X, y = net_data(rng)
-    params = random_params(rng, "batchnorm")
-    case = NetCase(student, make, reference, reference_with, "batchnorm", 0.0, params,
-                   random_running(rng, momentum=0.8))
+    X, y = probes.net_data(rng)
+    params = probes.random_params(rng, "batchnorm")
+    case = probes.NetCase(student, make, reference, reference_with, "batchnorm", 0.0, params,
+                          probes.random_running(rng, momentum=0.8))
     result, net, candidates = case.run(X, y)
-    loss_and_grads(result)
+    probes.loss_and_grads(result)
     got = net.bn_params
-    if type(got) is not list or len(got) != len(NET_ARGS["hidden_dims"]):
-        raise CheckFailure(f"net.bn_params should be a list of {len(NET_ARGS['hidden_dims'])} "
-                           f"dicts, one per hidden layer; got {type_name(got)}")
+    if type(got) is not list or len(got) != len(probes.NET_ARGS["hidden_dims"]):
+        raise CheckFailure(f"net.bn_params should be a list of "
+                           f"{len(probes.NET_ARGS['hidden_dims'])} dicts, one per hidden layer; "
+                           f"got {type_name(got)}")
     # What each candidate net kept; the student's batchnorm_forward may store nothing (its
     # own tests say so): then the net is right to have nothing there either.
     kept = [net_.bn_params for result_, net_ in candidates
             if result_ is not None and net_ is not None]
-    for layer in range(len(NET_ARGS["hidden_dims"])):
+    for layer in range(len(probes.NET_ARGS["hidden_dims"])):
         for key in ("running_mean", "running_var"):
             with partial.part(f"bn_params[{layer}][{key!r}]"):
                 what = f"FullyConnectedNet bn_params[{layer}][{key!r}] after one train call"
@@ -1275,39 +778,42 @@ NOTHING_STORED = object()  # a candidate net's running statistic that was never 
 
 @pytest.mark.points(3)
 @pytest.mark.covers("FullyConnectedNet")
-def test_net_layernorm_loss_and_gradients(student, make, reference, reference_with, rng, partial):
+def test_net_layernorm_loss_and_gradients(student, make, reference, reference_with, rng, partial,
+                                          probes):
     """FullyConnectedNet.loss(X, y): loss and every gradient with layernorm, reg > 0"""
-    X, y = net_data(rng)
-    params = random_params(rng, "layernorm")
-    case = NetCase(student, make, reference, reference_with, "layernorm", 0.0, params)
+    X, y = probes.net_data(rng)
+    params = probes.random_params(rng, "layernorm")
+    case = probes.NetCase(student, make, reference, reference_with, "layernorm", 0.0, params)
     result, _, candidates = case.run(X, y)
-    judge_loss_and_grads(result, [c[0] for c in candidates], partial,
-                         dict(X=X, y=y, reg=NET_ARGS["reg"]), "FullyConnectedNet (layernorm)")
+    probes.judge_loss_and_grads(result, [c[0] for c in candidates], partial,
+                                dict(X=X, y=y, reg=probes.NET_ARGS["reg"]),
+                                "FullyConnectedNet (layernorm)")
 
 
 @pytest.mark.points(4)
 @pytest.mark.covers("FullyConnectedNet")
 def test_net_dropout_loss_and_gradients(student, make, reference, reference_with, known_mistakes,
-                                        rng, partial):
+                                        rng, partial, probes):
     """FullyConnectedNet.loss(X, y): loss and every gradient with batchnorm and dropout 0.4
 
     The masks are drawn from net.dropout_rng, which the grader seeds."""
-    X, y = net_data(rng)
-    params = random_params(rng, "batchnorm")
-    seed = draw_seed(rng)
-    case = NetCase(student, make, reference, reference_with, "batchnorm", 0.4, params,
-                   random_running(rng), seed=seed)
+    X, y = probes.net_data(rng)
+    params = probes.random_params(rng, "batchnorm")
+    seed = probes.draw_seed(rng)
+    case = probes.NetCase(student, make, reference, reference_with, "batchnorm", 0.4, params,
+                          probes.random_running(rng), seed=seed)
     result, _, candidates = case.run(X, y)
-    got = judge_loss_and_grads(result, [c[0] for c in candidates], partial,
-                               dict(X=X, y=y, reg=NET_ARGS["reg"]),
-                               "FullyConnectedNet (batchnorm, dropout 0.4)")
+    got = probes.judge_loss_and_grads(result, [c[0] for c in candidates], partial,
+                                      dict(X=X, y=y, reg=probes.NET_ARGS["reg"]),
+                                      "FullyConnectedNet (batchnorm, dropout 0.4)")
     if partial.fraction < 1 and got is not None:
         def summary(loss, grads):
             return {"loss": np.asarray(loss, dtype=np.float64),
                     **{k: np.asarray(v, dtype=np.float64) for k, v in grads.items()}}
 
         def outcome(module):
-            net = build_net(module, "batchnorm", 0.4, params, case.bn_params, local_rng(seed))
+            net = probes.build_net(module, "batchnorm", 0.4, params, case.bn_params,
+                                   probes.local_rng(seed))
             return summary(*net.loss(X, y))
         try:
             observed = summary(*got)
@@ -1319,18 +825,18 @@ def test_net_dropout_loss_and_gradients(student, make, reference, reference_with
 
 @pytest.mark.points(4)
 @pytest.mark.covers("FullyConnectedNet")
-def test_net_numerical_gradients(student, make, reference, reference_with, rng, partial):
+def test_net_numerical_gradients(student, make, reference, reference_with, rng, partial, probes):
     """FullyConnectedNet: gradients agree with numerical gradients of your loss (batchnorm)
 
     Gate, per parameter: your loss changes when the parameter changes and your gradient is not
     all zeros, where the reference's gradient is not zero."""
-    X, y = net_data(rng)
-    params = random_params(rng, "batchnorm")
-    case = NetCase(student, make, reference, reference_with, "batchnorm", 0.0, params)
+    X, y = probes.net_data(rng)
+    params = probes.random_params(rng, "batchnorm")
+    case = probes.NetCase(student, make, reference, reference_with, "batchnorm", 0.0, params)
     result, net, candidates = case.run(X, y)
-    _, grads = loss_and_grads(result)
+    _, grads = probes.loss_and_grads(result)
     ref_grads = candidates[0][0][1]
-    scale = grad_scale(ref_grads)
+    scale = probes.grad_scale(ref_grads)
     # Where your layers are wrong (their own tests), the contract's net built on them is right
     # too, though its gradients are then not those of its loss.
     composed = without_null_parts(candidates[1][0], candidates[0][0])
@@ -1339,32 +845,31 @@ def test_net_numerical_gradients(student, make, reference, reference_with, rng, 
             what = f"FullyConnectedNet grads[{key!r}]"
 
             def of_own_loss(_, key=key, what=what):
-                if float(np.max(np.abs(ref_grads[key]))) <= ZERO_TOL * scale:
-                    assert_grad(grads.get(key), ref_grads[key], what, scale)
+                if float(np.max(np.abs(ref_grads[key]))) <= probes.ZERO_TOL * scale:
+                    probes.assert_grad(grads.get(key), ref_grads[key], what, scale)
                     return
 
                 def loss_at(value):
                     net.params = {**params, key: value}
-                    return expect_scalar(loss_and_grads(net.loss(X, y))[0],
+                    return expect_scalar(probes.loss_and_grads(net.loss(X, y))[0],
                                          "FullyConnectedNet loss")
 
                 numeric = numeric_gradient(loss_at, params[key])
                 require_nontrivial_gradient(grads.get(key), numeric, ref_grads[key], what,
                                             "FullyConnectedNet.loss", f"params[{key!r}]")
                 assert_gradient(grads.get(key), numeric, what, tol=1e-6,
-                                inputs=dict(X=X, y=y, reg=NET_ARGS["reg"]))
+                                inputs=dict(X=X, y=y, reg=probes.NET_ARGS["reg"]))
 
             def of_own_layers(_, key=key, what=what):
                 if composed is None or composed[1].get(key) is None:
                     raise CheckFailure("not comparable")
-                assert_grad(grads.get(key), composed[1][key], what, scale)
+                probes.assert_grad(grads.get(key), composed[1][key], what, scale)
             one_of(lambda check: check(None), [of_own_loss, of_own_layers])
 
 
 # ---- training -----------------------------------------------------------------------------------
 
-TRAIN = dict(hidden_dims=[64], normalization="batchnorm", dropout=0.2, weight_scale=0.1,
-             reg=1e-4, learning_rate=5e-3, batch_size=64, epochs=10, seed=0)
+# The recipe, TRAIN, is conftest's (probes.TRAIN): train_net, there, takes it as its default.
 THRESHOLD = 0.95
 
 # The trained check trains on a disguised copy of digits (features shuffled and half of them
@@ -1381,96 +886,25 @@ THRESHOLD = 0.95
 DISGUISE_SEED = 60_917
 
 
-class Adam:
-    """The grader's own Adam (homework 1's rule, default betas), one state per parameter."""
-
-    def __init__(self, learning_rate):
-        self.learning_rate = learning_rate
-        self.state = {}
-
-    def step(self, key, w, dw):
-        m, v, t = self.state.get(key, (0.0, 0.0, 0))
-        t += 1
-        m = 0.9 * m + 0.1 * dw
-        v = 0.999 * v + 0.001 * dw ** 2
-        self.state[key] = (m, v, t)
-        return w - self.learning_rate * (m / (1 - 0.9 ** t)) / (np.sqrt(v / (1 - 0.999 ** t))
-                                                                 + 1e-8)
-
-
-def train_net(impl, reference, digits, recipe=TRAIN, curve=None):
-    """Train ``impl``'s net with the grader's Adam on the gradients its loss returns; the test
-    accuracy of the trained params and running statistics, by the reference's forward pass in
-    this process. ``curve``: a list that gets the test accuracy after every epoch."""
-    X_train, X_test, y_train, y_test = digits
-    shape = dict(input_dim=64, num_classes=10, normalization=recipe["normalization"],
-                 dropout=recipe["dropout"], weight_scale=recipe["weight_scale"],
-                 reg=recipe["reg"], seed=recipe["seed"])
-    net = impl.FullyConnectedNet(recipe["hidden_dims"], **shape)
-    judge = reference.FullyConnectedNet(recipe["hidden_dims"], **shape)
-    params = net.params
-    if type(params) is not dict or sorted(params) != sorted(judge.params):
-        raise CheckFailure(f"net.params has the keys "
-                           f"{sorted(params) if isinstance(params, dict) else type_name(params)}"
-                           f"; the contract's are {sorted(judge.params)}")
-    params = {key: expect_array(params[key], f"params[{key!r}]", shape=judge.params[key].shape)
-              for key in judge.params}
-    adam = Adam(recipe["learning_rate"])
-    order_rng = np.random.default_rng(recipe["seed"])
-    for _ in range(recipe["epochs"]):
-        order = order_rng.permutation(len(X_train))
-        for start in range(0, len(order), recipe["batch_size"]):
-            idx = order[start:start + recipe["batch_size"]]
-            _, grads = loss_and_grads(net.loss(X_train[idx], y_train[idx]))
-            for key in params:
-                dw = expect_array(grads.get(key), f"grads[{key!r}]", shape=params[key].shape)
-                params[key] = adam.step(key, params[key], dw)
-            net.params = params
-        if curve is not None:
-            curve.append(judged_accuracy(net, judge, params, recipe, X_test, y_test))
-    return judged_accuracy(net, judge, params, recipe, X_test, y_test)
-
-
-def judged_accuracy(net, judge, params, recipe, X_test, y_test) -> float:
-    """Test accuracy of the student's trained ``params`` (and running statistics, with
-    batchnorm) by the reference's forward pass ``judge``, in test mode."""
-    judge.params = params
-    if recipe["normalization"] != "batchnorm":
-        scores = judge.loss(X_test)
-        return float(np.mean(np.argmax(scores, axis=1) == y_test))
-    stats = net.bn_params
-    if type(stats) is not list or len(stats) != len(recipe["hidden_dims"]):
-        raise CheckFailure(f"after training, net.bn_params is {type_name(stats)}; expected a "
-                           "list with one dict per hidden layer")
-    for layer, (bn, d) in enumerate(zip(stats, recipe["hidden_dims"], strict=True)):
-        for key in ("running_mean", "running_var"):
-            if type(bn) is not dict or key not in bn:
-                raise CheckFailure(f"after training, net.bn_params[{layer}] has no {key!r}: "
-                                   "train mode must store the running statistics there")
-            judge.bn_params[layer][key] = expect_array(
-                bn[key], f"the trained bn_params[{layer}][{key!r}]", shape=(d,))
-    scores = judge.loss(X_test)
-    return float(np.mean(np.argmax(scores, axis=1) == y_test))
-
-
 @pytest.mark.points(10)
 @pytest.mark.time_limit(60)
 @pytest.mark.covers("FullyConnectedNet", "batchnorm_forward", "batchnorm_backward",
                     "dropout_forward", "dropout_backward")
 @pytest.mark.integration  # end to end: any upstream mistake costs here
-def test_trained_accuracy(student, reference, digits, train_seed, figures):
+def test_trained_accuracy(student, reference, digits, train_seed, figures, probes):
     """Training: your net with batchnorm and dropout reaches 95% test accuracy on digits"""
-    recipe = dict(TRAIN, seed=train_seed)
+    recipe = dict(probes.TRAIN, seed=train_seed)
     data = disguise(digits, DISGUISE_SEED + train_seed, flip="sign")
     curve: list[float] = []
-    accuracy = train_net(student, reference, data, recipe, curve)
+    accuracy = probes.train_net(student, reference, data, recipe, curve)
     figures.series("test accuracy after each epoch", "your net, batchnorm and dropout", curve,
                    xlabel="epoch", ylabel="accuracy")
     # For the plot only (never graded: the audit found no margin that holds on every seed):
     # the same recipe without batchnorm and dropout, on your own net.
     plain: list[float] = []
     unregularized = dict(recipe, normalization=None, dropout=0.0)
-    if own_parts(lambda: train_net(student, reference, data, unregularized, plain)) is not None:
+    if own_parts(lambda: probes.train_net(student, reference, data, unregularized,
+                                          plain)) is not None:
         figures.series("test accuracy after each epoch", "your net, neither", plain,
                        xlabel="epoch", ylabel="accuracy")
     assert_metric(accuracy, THRESHOLD, "test accuracy",
