@@ -16,7 +16,8 @@ from .notebook import NotebookError, extract_code, read_notebook
 from .plugin import GradingPlugin, Outcome
 from .results import Results, TestResult, error_results, grader_error_results, scaled_total
 from .confinement import probe_targets
-from .sandbox import InfrastructureError, SandboxConfig, package_paths, private_paths
+from .sandbox import (InfrastructureError, Sandbox, SandboxConfig, package_paths,
+                      private_paths)
 from .session import StudentSession
 
 
@@ -167,9 +168,10 @@ def _grade_notebook(path: Path, assignment: Assignment, *, device: str = "cpu",
                         True)
     config = SandboxConfig(hide=hide, limits=assignment.limits, device=device,
                            files=[(name, str(path)) for name, path in files])
-    session = StudentSession(code.cells, mode=assignment.mode,
+    sandbox = Sandbox(config)
+    session = StudentSession(code.cells, transport=sandbox, mode=assignment.mode,
                              forbidden=assignment.forbidden_imports, assignment=assignment.name,
-                             sandbox_config=config, load_time_limit=assignment.load_time_limit,
+                             load_time_limit=assignment.load_time_limit,
                              total_load_time_limit=assignment.total_load_time_limit,
                              notes=code.notes, cell_prefix=assignment.cell_prefix,
                              worker_objects=assignment.worker_objects,
@@ -196,19 +198,19 @@ def _grade_notebook(path: Path, assignment: Assignment, *, device: str = "cpu",
         timings["tests"] = time.monotonic() - t0
     except InfrastructureError as exc:
         session.close()
-        operator_notes += sandbox_notes(session)
+        operator_notes += sandbox_notes(sandbox)
         return GradeRun(grader_error_results(str(exc), time.monotonic() - start), [], timings,
                         True,
                         operator_notes)
     except Exception:  # noqa: BLE001 - a results file must exist whatever happened
         session.close()
-        operator_notes += sandbox_notes(session)
+        operator_notes += sandbox_notes(sandbox)
         operator_notes.append(traceback.format_exc()[-6000:])
         return GradeRun(grader_error_results("the grader failed unexpectedly (details in the "
                                              "instructor's log)", time.monotonic() - start),
                         [], timings, True,
                         operator_notes)
-    stdout = session.sandbox.output_text(limit=2000)
+    stdout = sandbox.output_text(limit=2000)
     session.close()
     sections = list(device_notes)
     load_summary = session.report.summary()
@@ -219,7 +221,7 @@ def _grade_notebook(path: Path, assignment: Assignment, *, device: str = "cpu",
                         "grading runs your imports, functions, classes and constants, and other "
                         "top-level statements only when your code reads a name they assign "
                         "(training loops, plots and prints are skipped).")
-    operator_notes += sandbox_notes(session)
+    operator_notes += sandbox_notes(sandbox)
     if stdout.strip():
         sections.append("Output printed by your code:\n" + stdout)
     elapsed = time.monotonic() - start
@@ -229,7 +231,6 @@ def _grade_notebook(path: Path, assignment: Assignment, *, device: str = "cpu",
     return GradeRun(results, outcomes, timings, operator_notes=operator_notes)
 
 
-def sandbox_notes(session: StudentSession) -> list[str]:
+def sandbox_notes(sandbox: Sandbox) -> list[str]:
     """How the worker was confined, for the instructor: its mode, and every warning."""
-    sandbox = session.sandbox
     return [f"sandbox: {sandbox.mode}", *sandbox.notes, *getattr(sandbox, "launch_notes", [])]

@@ -16,7 +16,7 @@ from autograder.assignment import load_assignment
 from autograder.grade import grade_notebook
 from autograder.mutants import load_mutants
 from autograder.public import run_public_check
-from autograder.session import LocalNamespace
+from autograder.proxies import LocalNamespace
 from conftest import hidden_tests, make_notebook, mutant_reference
 
 ASSIGNMENT = load_assignment("hw3_bptt")

@@ -24,7 +24,7 @@ from autograder.grade import grade_notebook
 from autograder.mutants import apply_to_notebook, load_mutants
 from autograder.plugin import _seed_of
 from autograder.public import run_public_check
-from autograder.session import LocalFactory, LocalNamespace
+from autograder.proxies import LocalFactory, LocalNamespace
 from conftest import hidden_tests, make_notebook, mutant_reference
 
 ASSIGNMENT = load_assignment("hw5_gan")

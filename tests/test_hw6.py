@@ -19,7 +19,7 @@ from autograder.grade import grade_notebook
 from autograder.mutants import apply_to_notebook, load_mutants
 from autograder.public import run_public_check
 from autograder.release import make_skeleton
-from autograder.session import LocalNamespace
+from autograder.proxies import LocalNamespace
 from conftest import hidden_tests, mutant_reference
 
 ASSIGNMENT = load_assignment("hw6_regularization")
