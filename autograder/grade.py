@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -44,11 +45,26 @@ def run_tests(assignment: Assignment, plugin: GradingPlugin, quiet: bool = True,
             # Only the assignment's own conftest files: none from the folders around it.
             "--confcutdir", str(assignment.directory)]
     args += ["-p", "no:terminal"] if quiet else ["-q", "--no-header", "--tb=no", "-rN"]
+    forget_other_hidden_tests(assignment.directory)
     code = pytest.main(args, plugins=[plugin])
     if code not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED) and not plugin.outcomes:
         raise InfrastructureError(f"the hidden tests of {assignment.name} could not run "
                                   f"(pytest exit code {int(code)})")
     return [plugin.outcomes[n] for n in plugin.order if n in plugin.outcomes]
+
+
+def forget_other_hidden_tests(directory: Path) -> None:
+    """pytest imports an assignment's tests/conftest.py as ``tests.conftest`` (importlib mode,
+    rooted at the assignment folder), the same name for every assignment, and reuses what
+    sys.modules holds under it: a process grading two assignments would hand the second the
+    first one's helpers. Forget the modules under that package that are not this folder's."""
+    root = Path(directory).resolve()
+    for name, module in list(sys.modules.items()):
+        if name != "tests" and not name.startswith("tests."):
+            continue
+        file = getattr(module, "__file__", None)
+        if file is None or not Path(file).resolve().is_relative_to(root):
+            del sys.modules[name]
 
 
 def upstream_failures(outcome: Outcome, outcomes: list[Outcome]) -> str:
