@@ -27,6 +27,15 @@ class AssignmentError(Exception):
 
 
 @dataclass
+class MasterRun:
+    """What running the master notebook top to bottom must show, besides every public check
+    passing (dlgrade's own tests run it): text it ``prints``, and expressions that then
+    ``hold`` in its namespace (``hidden``: the hidden tests' helpers and constants)."""
+    prints: list[str] = field(default_factory=list)
+    holds: list[str] = field(default_factory=list)
+
+
+@dataclass
 class Assignment:
     name: str
     directory: Path
@@ -44,6 +53,7 @@ class Assignment:
     # cell starts past it, and the cells not reached are not loaded (a load problem says so).
     total_load_time_limit: float | None = None
     limits: Limits = field(default_factory=Limits)
+    master_run: MasterRun = field(default_factory=MasterRun)
     master: Path | None = None
     min_mutants: int = 15
     # Code run in the worker before every notebook cell (otter's intercell seeding).
@@ -180,6 +190,7 @@ def load_assignment(name_or_path: str) -> Assignment:
                               "(or pass the path of an assignment folder)")
     config = tomllib.loads(config_file.read_text())
     limits = Limits(**config.pop("limits", {}))
+    master_run = MasterRun(**config.pop("master_run", {}))
     master = config.pop("master", None)
     name = config.pop("name", directory.name)
     master_path = (directory / master).resolve() if master else SOLUTIONS_DIR / f"{name}.ipynb"
@@ -189,7 +200,7 @@ def load_assignment(name_or_path: str) -> Assignment:
         raise AssignmentError(f"{config_file}: points_possible must be a positive number "
                               f"(got {scaled!r}); remove it to use the tests' points as they are")
     return Assignment(name=name, directory=directory.resolve(), limits=limits,
-                      master=master_path, **config)
+                      master_run=master_run, master=master_path, **config)
 
 
 def definitions_only(source: str, filename: str, keep=None):

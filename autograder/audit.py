@@ -142,13 +142,13 @@ def _metric_seeds(assignment: Assignment, report: AuditReport, run: GradeRun, se
     from .data import load_digits_split
     from .grade import run_tests
     from .plugin import GradingPlugin
-    from .session import InProcessSession
+    from .in_process import in_process_session
 
     trained = [o for o in run.outcomes if any(m["kind"] == "metric" for m in o.measures)]
     for offset in range(1, seeds):
         progress(f"trained checks of the reference, seed {offset}")
-        plugin = GradingPlugin(InProcessSession(assignment.reference,
-                                                worker_objects=assignment.worker_objects),
+        plugin = GradingPlugin(in_process_session(assignment.reference,
+                                                  worker_objects=assignment.worker_objects),
                                assignment.reference, assignment_dir=assignment.directory,
                                default_time_limit=assignment.time_limit,
                                total_time_limit=assignment.total_time_limit,

@@ -12,7 +12,7 @@ def own_parts(compute, errors: tuple = ()):
     where one of them fails or returns something the composite cannot use (their own tests
     say so), so the composite is judged against the reference alone. ``errors``: further
     exception types that mean the same (torch raises RuntimeError on mismatched shapes)."""
-    from .session import StudentCodeError, StudentTimeout
+    from .student_errors import StudentCodeError, StudentTimeout
 
     try:
         return compute()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -16,7 +17,8 @@ from .notebook import NotebookError, extract_code, read_notebook
 from .plugin import GradingPlugin, Outcome
 from .results import Results, TestResult, error_results, grader_error_results, scaled_total
 from .confinement import probe_targets
-from .sandbox import InfrastructureError, SandboxConfig, package_paths, private_paths
+from .sandbox import (InfrastructureError, Sandbox, SandboxConfig, package_paths,
+                      private_paths)
 from .session import StudentSession
 
 
@@ -43,11 +45,26 @@ def run_tests(assignment: Assignment, plugin: GradingPlugin, quiet: bool = True,
             # Only the assignment's own conftest files: none from the folders around it.
             "--confcutdir", str(assignment.directory)]
     args += ["-p", "no:terminal"] if quiet else ["-q", "--no-header", "--tb=no", "-rN"]
+    forget_other_hidden_tests(assignment.directory)
     code = pytest.main(args, plugins=[plugin])
     if code not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED) and not plugin.outcomes:
         raise InfrastructureError(f"the hidden tests of {assignment.name} could not run "
                                   f"(pytest exit code {int(code)})")
     return [plugin.outcomes[n] for n in plugin.order if n in plugin.outcomes]
+
+
+def forget_other_hidden_tests(directory: Path) -> None:
+    """pytest imports an assignment's tests/conftest.py as ``tests.conftest`` (importlib mode,
+    rooted at the assignment folder), the same name for every assignment, and reuses what
+    sys.modules holds under it: a process grading two assignments would hand the second the
+    first one's helpers. Forget the modules under that package that are not this folder's."""
+    root = Path(directory).resolve()
+    for name, module in list(sys.modules.items()):
+        if name != "tests" and not name.startswith("tests."):
+            continue
+        file = getattr(module, "__file__", None)
+        if file is None or not Path(file).resolve().is_relative_to(root):
+            del sys.modules[name]
 
 
 def upstream_failures(outcome: Outcome, outcomes: list[Outcome]) -> str:
@@ -167,9 +184,10 @@ def _grade_notebook(path: Path, assignment: Assignment, *, device: str = "cpu",
                         True)
     config = SandboxConfig(hide=hide, limits=assignment.limits, device=device,
                            files=[(name, str(path)) for name, path in files])
-    session = StudentSession(code.cells, mode=assignment.mode,
+    sandbox = Sandbox(config)
+    session = StudentSession(code.cells, transport=sandbox, mode=assignment.mode,
                              forbidden=assignment.forbidden_imports, assignment=assignment.name,
-                             sandbox_config=config, load_time_limit=assignment.load_time_limit,
+                             load_time_limit=assignment.load_time_limit,
                              total_load_time_limit=assignment.total_load_time_limit,
                              notes=code.notes, cell_prefix=assignment.cell_prefix,
                              worker_objects=assignment.worker_objects,
@@ -196,19 +214,19 @@ def _grade_notebook(path: Path, assignment: Assignment, *, device: str = "cpu",
         timings["tests"] = time.monotonic() - t0
     except InfrastructureError as exc:
         session.close()
-        operator_notes += sandbox_notes(session)
+        operator_notes += sandbox_notes(sandbox)
         return GradeRun(grader_error_results(str(exc), time.monotonic() - start), [], timings,
                         True,
                         operator_notes)
     except Exception:  # noqa: BLE001 - a results file must exist whatever happened
         session.close()
-        operator_notes += sandbox_notes(session)
+        operator_notes += sandbox_notes(sandbox)
         operator_notes.append(traceback.format_exc()[-6000:])
         return GradeRun(grader_error_results("the grader failed unexpectedly (details in the "
                                              "instructor's log)", time.monotonic() - start),
                         [], timings, True,
                         operator_notes)
-    stdout = session.sandbox.output_text(limit=2000)
+    stdout = sandbox.output_text(limit=2000)
     session.close()
     sections = list(device_notes)
     load_summary = session.report.summary()
@@ -219,7 +237,7 @@ def _grade_notebook(path: Path, assignment: Assignment, *, device: str = "cpu",
                         "grading runs your imports, functions, classes and constants, and other "
                         "top-level statements only when your code reads a name they assign "
                         "(training loops, plots and prints are skipped).")
-    operator_notes += sandbox_notes(session)
+    operator_notes += sandbox_notes(sandbox)
     if stdout.strip():
         sections.append("Output printed by your code:\n" + stdout)
     elapsed = time.monotonic() - start
@@ -229,7 +247,6 @@ def _grade_notebook(path: Path, assignment: Assignment, *, device: str = "cpu",
     return GradeRun(results, outcomes, timings, operator_notes=operator_notes)
 
 
-def sandbox_notes(session: StudentSession) -> list[str]:
+def sandbox_notes(sandbox: Sandbox) -> list[str]:
     """How the worker was confined, for the instructor: its mode, and every warning."""
-    sandbox = session.sandbox
     return [f"sandbox: {sandbox.mode}", *sandbox.notes, *getattr(sandbox, "launch_notes", [])]

@@ -24,6 +24,9 @@ class Mutant:
     equivalent: bool = False
     # Some edits legitimately repeat (e.g. the same line in two optimizers); say which occurrence.
     occurrence: int = 1
+    # The student notebook's public check of ``function`` catches it (dlgrade's tests hold it to
+    # that): a student sees this mistake before submitting.
+    public_check_catches: bool = False
 
 
 def load_mutants(path: Path) -> list[Mutant]:

@@ -20,8 +20,9 @@ import pytest
 from .calling import seed_everything
 from .checks import CheckFailure, observe
 from .diagnose import CallLog, mistake_message
-from .session import (LocalFactory, StudentCodeError, StudentCrash, StudentNamespace,
-                      StudentSession, StudentTimeout, WorkerFactory)
+from .proxies import LocalFactory, StudentNamespace, WorkerFactory
+from .session import StudentSession
+from .student_errors import StudentCodeError, StudentCrash, StudentTimeout
 
 VISIBILITY_MARKERS = ("visible", "hidden", "after_due_date", "after_published")
 

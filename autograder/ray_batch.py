@@ -17,9 +17,9 @@ data, put once in the object store), and on its node:
   the driver's (same source digest), user namespaces must work (without them student code
   could reach the cluster's own sockets and ports), and a worker started with no student
   code must not read the staging folder or the canary placed in it (as ``check_confinement``);
-- grades with the local batch's own grader: a warm grader (``python -m autograder.batch
+- grades with the local batch's own grader: a warm grader (``python -m autograder.graders
   serve``) that the Ray worker process keeps for the job's next tasks, or under ``--docker``
-  ``python -m autograder.batch one`` and its container; the staging folder is marked
+  ``python -m autograder.graders one`` and its container; the staging folder is marked
   confidential; each submission gets a fresh confined worker, the same wall-clock limit,
   and a grader over it is killed with its worker;
 - returns the files that command wrote (results.json, feedback.html, figures.json, its log,
@@ -47,8 +47,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
 
-from .batch import (MAX_SERVED, BatchBooks, BatchSummary, _console_text, _OneShot, _WarmGrader,
-                    one_command, progress_columns, serve_command)
+from .batch import BatchBooks, BatchSummary, _console_text, progress_columns
+from .graders import MAX_SERVED, OneShot, WarmGrader, one_command, serve_command
 from .confinement import place_canary, preflight
 from .student_state import OPERATOR_NOTES, assignment_fingerprint
 from .submissions import BatchError, Submission
@@ -311,12 +311,12 @@ def grade_on_node(bundle: dict, job: dict) -> dict:
         _write_new(notebook, job["notebook"])
         env, key = _grader_env(), (job["token"], str(root))
         if job["docker"]:  # a process and container per submission, as locally
-            grader = _OneShot(one_command(
+            grader = OneShot(one_command(
                 assignment, Submission(job["id"], notebook), student_dir, device=job["device"],
                 title=job["title"], subtitle=job["subtitle"], limit=job["limit"],
                 confidential=[root], docker=job["docker"]), env, student_dir)
         else:
-            grader = _take_grader(key, lambda: _WarmGrader(
+            grader = _take_grader(key, lambda: WarmGrader(
                 serve_command(assignment, root, device=job["device"], limit=job["limit"],
                               confidential=[root]), env, root, root / "graders.log"))
             grader.begin({"notebook": str(notebook), "out": str(student_dir),

@@ -240,6 +240,8 @@ class Sandbox:
                     "runs as root, confined only by namespaces and rlimits. Install into a venv "
                     "made from a system Python (see README) to restore uid isolation.")
         become_subreaper()
+        # The worker's pipes belong to this process: a forked diagnosis must never use them.
+        self._owner_pid = os.getpid()
         self.workdir = Path(tempfile.mkdtemp(prefix="dlgrade-"))
         self.workdir.chmod(0o755)
         for name in WORKER_MODULES:
@@ -249,8 +251,18 @@ class Sandbox:
         self.root = self.workdir / "root"  # mount point of the worker's allow-list root
         self.root.mkdir(mode=0o700)
 
+    @property
+    def device(self) -> str:
+        return self.config.device
+
+    def _check_owner(self):
+        if os.getpid() != self._owner_pid:
+            raise RuntimeError("the student's worker is reachable only from the grader process "
+                               "that started it (not from a bounded diagnosis)")
+
     # ---- lifecycle -------------------------------------------------------------------
     def start(self, timeout: float = 30.0) -> dict:
+        self._check_owner()
         self.kill()
         if self.home.exists():
             shutil.rmtree(self.home, ignore_errors=True)
@@ -324,6 +336,7 @@ class Sandbox:
     def kill(self):
         if self.proc is None:
             return
+        self._check_owner()
         try:
             os.killpg(self.proc.pid, signal.SIGKILL)
         except ProcessLookupError:
@@ -359,6 +372,7 @@ class Sandbox:
 
     # ---- requests --------------------------------------------------------------------
     def request(self, op: str, params: dict, timeout: float):
+        self._check_owner()
         if not self.alive:
             raise WorkerError("crash", "the worker is not running")
         deadline = time.monotonic() + timeout

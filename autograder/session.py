@@ -1,17 +1,20 @@
 """The grader's handle on one student's code: load it into a worker, call into it, restart it.
 
-Tests see the student through :class:`StudentNamespace` (``student.affine_forward(x, w, b)``)
-and get back plain data or :class:`StudentObject` proxies for objects that stay in the worker.
+A session speaks to its worker through a transport: a :class:`~autograder.sandbox.Sandbox` (the
+student's confined process) or, for trusted code, :class:`~autograder.in_process.InProcessWorker`.
+Tests see the student through the proxies of :mod:`autograder.proxies`
+(``student.affine_forward(x, w, b)``), which turn into this session's requests.
 """
 from __future__ import annotations
 
-import os
 import re
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
+from typing import Protocol
 
-from .sandbox import InfrastructureError, Sandbox, SandboxConfig, WorkerError
+from .proxies import StudentObject
+from .sandbox import InfrastructureError, WorkerError
+from .student_errors import StudentCodeError, StudentCrash, StudentTimeout
 from .values import RemoteRef
 from .wire import ProtocolError
 
@@ -28,30 +31,20 @@ MAX_NAME_CHARS = 200
 TOTAL_LOAD_FACTOR = 3
 
 
-class StudentCodeError(Exception):
-    """Student code raised; carries the student's own traceback."""
+class Transport(Protocol):
+    """A worker as a session uses it; a request answers ``{"ok", "value" | "error"}`` or raises
+    WorkerError ("timeout", "crash", "protocol"); ``start`` (re)starts it fresh."""
 
-    def __init__(self, what: str, exc_type: str, message: str, traceback: str, hint: str = ""):
-        self.what, self.exc_type, self.message = what, exc_type, message
-        self.traceback, self.hint = traceback, hint
-        super().__init__(f"{what} raised {exc_type}: {message}")
+    device: str
 
+    @property
+    def alive(self) -> bool: ...
 
-class StudentTimeout(Exception):
-    def __init__(self, what: str, limit: float):
-        self.what, self.limit = what, limit
-        super().__init__(f"{what} did not finish within the {limit:g} s time limit of this test "
-                         "(an infinite loop, or much slower than needed?)")
+    def start(self) -> object: ...
 
+    def request(self, op: str, params: dict, timeout: float) -> dict: ...
 
-class StudentCrash(Exception):
-    def __init__(self, what: str, cause: str, protocol: bool = False):
-        self.what, self.cause = what, cause
-        why = ("the process running your code answered with something that is not a valid "
-               "reply (does your code write to the grader's pipes?)" if protocol else
-               "the process running your code died (os._exit/sys.exit, a segfault, or memory "
-               "exhaustion?)")
-        super().__init__(f"{cause} while running {what}: {why}")
+    def close(self) -> None: ...
 
 
 @dataclass
@@ -99,18 +92,18 @@ class LoadReport:
 class StudentSession:
     """Owns the worker for one submission; restarts it (and reloads the code) after a crash."""
 
-    def __init__(self, cells, *, mode: str, forbidden: list[str], assignment: str,
-                 sandbox_config: SandboxConfig, load_time_limit: float = 30.0, notes=(),
+    def __init__(self, cells, *, transport: Transport, mode: str, forbidden: list[str],
+                 assignment: str, load_time_limit: float = 30.0, notes=(),
                  cell_prefix: str = "", total_load_time_limit: float | None = None,
                  worker_objects: tuple[str, str] | None = None, forbidden_reason: str = ""):
         self.cells = cells
+        self.transport = transport
         self.forbidden_reason = forbidden_reason  # why, in the ImportError students see
         self.worker_objects = worker_objects  # (file name, source): loaded before any cell
         self.cell_prefix = cell_prefix
         self.mode = mode
         self.forbidden = forbidden
         self.assignment = assignment
-        self.sandbox = Sandbox(sandbox_config)
         self.load_time_limit = load_time_limit
         self.total_load_time_limit = (total_load_time_limit if total_load_time_limit is not None
                                       else TOTAL_LOAD_FACTOR * load_time_limit)
@@ -120,8 +113,6 @@ class StudentSession:
         # A list while an otter case runs: what the calls it makes print (otter.runtime).
         self.capture: list | None = None
         self._reported_cells: set[int] = set()
-        # The worker's pipes belong to this process: a forked diagnosis must never use them.
-        self._owner_pid = os.getpid()
         self.deadline: float | None = None
         self.limit = 0.0
         self.seed = 0
@@ -133,17 +124,19 @@ class StudentSession:
         self.probe: dict = {}
 
     # ---- lifecycle -------------------------------------------------------------------
-    def start(self, probe_paths=()):
+    def start(self, probe_paths=None):
+        """(Re)start the worker and load the notebook. ``probe_paths``: on the first start,
+        before any student code, ask the worker which of these it can read (``self.probe``)."""
         first = self.worker_starts == 0
         try:
-            self.sandbox.start()
+            self.transport.start()
         except InfrastructureError:
-            self.sandbox.start()  # one retry: a worker that never said "ready" is not a 0
+            self.transport.start()  # one retry: a worker that never said "ready" is not a 0
         self.worker_starts += 1
         self.epoch += 1
-        if first:
-            self.probe = self.sandbox.request("probe", {"paths": [str(p) for p in probe_paths]},
-                                              10)["value"]
+        if first and probe_paths is not None:
+            self.probe = self.transport.request(
+                "probe", {"paths": [str(p) for p in probe_paths]}, 10)["value"]
         if self.worker_objects:
             self._load_worker_objects()
         self._load(first)
@@ -153,7 +146,7 @@ class StudentSession:
         code, so a failure is a grader error, never the student's."""
         filename, source = self.worker_objects
         try:
-            reply = self.sandbox.request("objects", {"source": source, "filename": filename},
+            reply = self.transport.request("objects", {"source": source, "filename": filename},
                                          self.load_time_limit)
         except WorkerError as exc:
             raise InfrastructureError(f"the assignment's {filename} did not load in the "
@@ -182,7 +175,7 @@ class StudentSession:
                     self._stop_loading([n for n, _ in pending[index:]], record)
                     return
                 try:
-                    reply = self.sandbox.request(
+                    reply = self.transport.request(
                         "load", {"cells": [(number, code)], "mode": self.mode,
                                  "forbidden": self.forbidden if index == 0 else [],
                                  "forbidden_reason": self.forbidden_reason,
@@ -199,7 +192,7 @@ class StudentSession:
                         self.report.problems.append(
                             {"cell": number, "kind": "LoadFailure",
                              "message": f"{cause}; the cell was skipped", "line": None})
-                    self.sandbox.start()  # kills what is left of the worker
+                    self.transport.start()  # kills what is left of the worker
                     break  # start over without the bad cell
                 if record:
                     if number not in self._reported_cells:  # reloads repeat the cells before
@@ -215,9 +208,9 @@ class StudentSession:
         in the worker, which parses the notebook (the grader never compiles student code).
         ``{}`` when the worker cannot say: each cell then runs its definitions only."""
         try:
-            reply = self.sandbox.request("plan", {"cells": self.cells}, self.load_time_limit)
+            reply = self.transport.request("plan", {"cells": self.cells}, self.load_time_limit)
         except WorkerError:
-            self.sandbox.start()
+            self.transport.start()
             return {}
         value = reply["value"] if reply["ok"] else None
         numbers = {number for number, _ in self.cells}
@@ -258,7 +251,7 @@ class StudentSession:
             raise WorkerError("protocol", f"the worker sent an invalid reply ({exc})") from None
 
     def close(self):
-        self.sandbox.close()
+        self.transport.close()
 
     def restart(self):
         """A new worker with the notebook loaded again: nothing the old one was shown or kept
@@ -284,17 +277,14 @@ class StudentSession:
         return max(0.0, self.deadline - time.monotonic())
 
     def request(self, op: str, params: dict, what: str):
-        if os.getpid() != self._owner_pid:
-            raise RuntimeError(f"{what}: the student's worker is reachable only from the grader "
-                               "process (not from a bounded diagnosis)")
-        if not self.sandbox.alive:
+        if not self.transport.alive:
             self.start()
             if self.deadline is not None:
                 # Reloading the notebook after a crash is the grader's cost, not the test's.
                 self.deadline = time.monotonic() + self.limit
         try:
             if self._seeded_epoch != self.epoch:
-                self.sandbox.request("seed", {"seed": self.seed}, max(self._remaining(), 1.0))
+                self.transport.request("seed", {"seed": self.seed}, max(self._remaining(), 1.0))
                 self._seeded_epoch = self.epoch
             remaining = self._remaining()
             if remaining <= 0:
@@ -302,7 +292,7 @@ class StudentSession:
             capture = self.capture is not None and op == "call"
             if capture:
                 params = {**params, "capture": True}
-            reply = self.sandbox.request(op, params, remaining)
+            reply = self.transport.request(op, params, remaining)
             if capture and reply["ok"]:
                 reply = self._captured(reply)
         except WorkerError as exc:
@@ -338,7 +328,7 @@ class StudentSession:
         elif err["type"] == "UnsupportedReturnType":
             hint = ("The grader accepts numbers, strings, numpy arrays of numbers (not of dtype "
                     "object), and tuples, lists and dicts of these.")
-        elif "CUDA" in err["message"] and self.sandbox.config.device == "cpu":
+        elif "CUDA" in err["message"] and self.transport.device == "cpu":
             hint = ("Your code is graded on a machine without a GPU: put new tensors on the "
                     "device of the inputs (x.device) instead of calling .cuda() or naming 'cuda'.")
         raise StudentCodeError(what, err["type"], err["message"], err["traceback"], hint)
@@ -407,316 +397,3 @@ def _names(values: list) -> list[str]:
     if any(type(v) is not str for v in values):
         raise ProtocolError("load reply: a name is not text")
     return [v[:MAX_NAME_CHARS] for v in values]
-
-
-class InProcessSession(StudentSession):
-    """The student side run in this process on trusted code (the reference): the same
-    requests, encodings and proxies as a real worker, without the process. For baselines and
-    audits, never for student code."""
-
-    def __init__(self, module, name: str = "reference",
-                 worker_objects: tuple[str, str] | None = None):
-        from .worker import Worker
-
-        # Every attribute a session has (request hints read the sandbox's device); the
-        # sandbox is never started.
-        super().__init__([], mode="all", forbidden=[], assignment=name,
-                         sandbox_config=SandboxConfig(isolate_user=False))
-        self.epoch = 1
-        self.worker = Worker(-1, -1)
-        self.worker.namespace = module.__dict__
-        if worker_objects:
-            self.worker.op_objects(worker_objects[1], worker_objects[0])
-
-    def start(self, probe_paths=()):
-        pass
-
-    def close(self):
-        pass
-
-    def restart(self):
-        pass  # trusted code in this process: nothing to forget
-
-    def begin_test(self, seed: int, limit: float):
-        self.seed, self.limit = seed, limit
-        self.worker.op_seed(seed)
-
-    def request(self, op: str, params: dict, what: str):
-        import io
-
-        from .wire import encode_request, read_message
-        from .codec import frame, read_request
-
-        request = io.BytesIO(encode_request(op, params))
-        reply, buffers = self.worker.handle(*read_request(request.read))
-        answer = io.BytesIO(frame(reply, buffers))
-        return self._finish(read_message(answer.read), op, params, what)
-
-
-class WorkerFactory:
-    """``make("torch.optim.Adam", model.parameters(), lr=1e-3)``: a trusted object (optimizer,
-    copy, or one of the assignment's worker_objects.py; see ``worker.trusted_factory``) built
-    inside the student's worker."""
-
-    def __init__(self, session: StudentSession):
-        self._session = session
-
-    def __call__(self, factory: str, *args, **kwargs):
-        return self._session.request(
-            "make", {"factory": factory, "args": list(args), "kwargs": kwargs},
-            f"building {factory}")
-
-
-class LocalFactory:
-    """In-process stand-in for WorkerFactory; ``directory``: the assignment folder whose
-    worker_objects.py it builds from too."""
-
-    def __init__(self, directory: Path | None = None):
-        from .assignment import worker_objects_of
-        from .worker import load_worker_objects
-
-        found = worker_objects_of(directory) if directory is not None else None
-        self._objects = load_worker_objects(found[1], found[0]) if found else {}
-
-    def __call__(self, factory: str, *args, **kwargs):
-        from .worker import trusted_factory
-
-        return trusted_factory(factory, self._objects)(*args, **kwargs)
-
-
-class StudentFunction:
-    """A name in the student's notebook; calling it runs it in the worker."""
-
-    def __init__(self, session: StudentSession, name: str):
-        self._session, self._name = session, name
-
-    def _recorded(self, kind, op, params, args, kwargs, extra=None):
-        recorder = self._session.recorder
-        if recorder is None:
-            return self._session.request(op, params, self._name)
-        from .diagnose import CallRecord, Lineage, NotReplayable, snapshot
-
-        saved = None
-        if recorder.fits(args, kwargs, extra):  # no copy of what could never be kept
-            try:
-                saved = (snapshot(list(args)), snapshot(kwargs), snapshot(extra or {}))
-            except NotReplayable:
-                pass
-        start = time.monotonic()
-        try:
-            result = self._session.request(op, params, self._name)
-        except StudentCodeError as exc:
-            if saved is not None:  # a mistake that crashes can be named too
-                from .diagnose import Raised
-
-                recorder.append(CallRecord(self._name, kind, saved[0], saved[1],
-                                           Raised(exc.exc_type, exc.message),
-                                           time.monotonic() - start,
-                                           saved[2]))
-            raise
-        if saved is not None:
-            recorder.append(CallRecord(self._name, kind, saved[0], saved[1], result,
-                                       time.monotonic() - start, saved[2]))
-            if isinstance(result, StudentObject) and kind == "call":
-                object.__setattr__(result, "_lineage", Lineage(self._name, saved[0], saved[1]))
-        return result
-
-    def __call__(self, *args, **kwargs):
-        return self._recorded(
-            "call", "call",
-            {"target": {"name": self._name}, "args": list(args), "kwargs": kwargs}, args, kwargs)
-
-    def call_returning_args(self, *args, **kwargs):
-        """Call, and also return the arguments as the worker saw them afterwards."""
-        return self._recorded(
-            "call_returning_args", "call",
-            {"target": {"name": self._name}, "args": list(args), "kwargs": kwargs,
-             "return_args": True}, args, kwargs)
-
-    def grad_call(self, *args, upstream=None, output_index=None, **kwargs):
-        """Call with torch tensors and backpropagate in the worker: ``(out, grads)``."""
-        return self._recorded(
-            "grad_call", "grad_call",
-            {"target": {"name": self._name}, "args": list(args), "kwargs": kwargs,
-             "upstream": upstream, "output_index": output_index}, args, kwargs,
-            {"upstream": upstream, "output_index": output_index})
-
-    def __repr__(self):
-        return f"<student function {self._name}>"
-
-
-class StudentNamespace:
-    """``student.NAME``: functions and classes from the submitted notebook."""
-
-    def __init__(self, session: StudentSession):
-        self._session = session
-
-    def __getattr__(self, name: str) -> StudentFunction:
-        if name.startswith("_"):
-            raise AttributeError(name)
-        return StudentFunction(self._session, name)
-
-    def value(self, name: str):
-        return self._session.request("get", {"target": {"name": name}}, name)
-
-    def exec_cell(self, source: str, what: str = "the test cell"):
-        """Run trusted test code in the student's namespace like a notebook cell (otter's
-        doctest cases): ``{"printed", "kind", "value" or "text"}``, compared by the caller."""
-        return self._session.request("exec_cell", {"source": source}, what)
-
-    def read_file(self, name: str) -> bytes | None:
-        """A file the notebook wrote in its working directory, read by the worker (so only
-        what student code could read anyway); None where it has none."""
-        import numpy as np
-
-        value = self._session.request("read_file", {"name": name}, f"reading {name}")
-        if value is None:
-            return None
-        if not isinstance(value, np.ndarray) or value.dtype != np.uint8 or value.ndim != 1:
-            raise StudentCodeError(f"reading {name}", "ProtocolError",
-                                   "the worker's reply is not the file's bytes", "", "")
-        return value.tobytes()
-
-
-class StudentObject:
-    """An object living in the worker. Attribute reads fetch plain data; writes send it."""
-
-    def __init__(self, session: StudentSession, ref: RemoteRef, epoch: int):
-        object.__setattr__(self, "_session", session)
-        object.__setattr__(self, "_dlgrade_ref", ref)
-        object.__setattr__(self, "_epoch", epoch)
-        object.__setattr__(self, "_label", ref.type_name)
-        # Set when the grader can rebuild this object (see diagnose.Lineage); _path leads from
-        # the rebuilt object to this one (a method or attribute of it).
-        object.__setattr__(self, "_lineage", None)
-        object.__setattr__(self, "_path", ())
-
-    def _check_alive(self, what):
-        if self._epoch != self._session.epoch:
-            raise StudentCrash(what, "an earlier crash or timeout lost this object")
-
-    def __getattr__(self, name: str):
-        if name.startswith("__"):
-            raise AttributeError(name)
-        what = f"{self._label}.{name}"
-        self._check_alive(what)
-        start = time.monotonic()
-        value = self._session.request(
-            "get", {"target": {"handle": self._dlgrade_ref.handle, "path": [name]}}, what)
-        lineage = self._recordable()
-        if isinstance(value, StudentObject):
-            object.__setattr__(value, "_label", what)
-            if lineage is not None:
-                object.__setattr__(value, "_lineage", lineage)
-                object.__setattr__(value, "_path", self._path + (name,))
-        elif lineage is not None:
-            from .diagnose import CallRecord
-
-            self._session.recorder.append(CallRecord(
-                what, "object_get", [], {}, value, time.monotonic() - start,
-                lineage=lineage, upto=len(lineage.log), path=self._path + (name,)))
-        return value
-
-    def _recordable(self):
-        lineage = self._lineage
-        if self._session.recorder is None or lineage is None or not lineage.replayable:
-            return None
-        return lineage
-
-    def _log(self, op_builder, *values):
-        """Add an operation to this object's lineage (or mark it unreplayable); ``values``:
-        what ``op_builder`` copies, too large to copy past the recording cap."""
-        lineage = self._recordable()
-        if lineage is None:
-            return
-        from .diagnose import NotReplayable
-
-        if not self._session.recorder.fits(*values):
-            lineage.replayable = False
-            return
-        try:
-            lineage.append(op_builder())
-        except NotReplayable:
-            lineage.replayable = False
-
-    def __setattr__(self, name: str, value):
-        what = f"setting {self._label}.{name}"
-        self._check_alive(what)
-        self._session.request("set", {"target": {"handle": self._dlgrade_ref.handle},
-                                      "attr": name, "value": value}, what)
-        from .diagnose import snapshot
-
-        self._log(lambda: ("set", self._path, name, snapshot(value)), value)
-
-    def __call__(self, *args, **kwargs):
-        what = self._label
-        self._check_alive(what)
-        lineage = self._recordable()
-        saved = None
-        if lineage is not None:
-            from .diagnose import NotReplayable, snapshot
-
-            try:
-                if not self._session.recorder.fits(args, kwargs):
-                    raise NotReplayable
-                saved = (snapshot(list(args)), snapshot(kwargs))
-            except NotReplayable:
-                lineage.replayable = False
-        start = time.monotonic()
-        result = self._session.request(
-            "call", {"target": {"handle": self._dlgrade_ref.handle}, "args": list(args),
-                     "kwargs": kwargs}, what)
-        if saved is not None and lineage.replayable:
-            from .diagnose import CallRecord
-
-            self._session.recorder.append(CallRecord(
-                what, "object_call", saved[0], saved[1], result, time.monotonic() - start,
-                lineage=lineage, upto=len(lineage.log), path=self._path))
-            # The call may change the object's state: later replays must repeat it.
-            lineage.append(("call", self._path, saved[0], saved[1]))
-        return result
-
-    def __repr__(self):
-        return f"<student {self._label} object>"
-
-
-class LocalFunction:
-    """In-process stand-in for StudentFunction (benchmarks, audits of the reference)."""
-
-    def __init__(self, fn, name: str):
-        self._fn, self._name = fn, name
-
-    def __call__(self, *args, **kwargs):
-        return self._fn(*args, **kwargs)
-
-    def call_returning_args(self, *args, **kwargs):
-        result = self._fn(*args, **kwargs)
-        return result, list(args), kwargs
-
-
-class LocalNamespace:
-    """The same interface as StudentNamespace over a module in this process."""
-
-    def __init__(self, module):
-        self._module = module
-
-    def __getattr__(self, name: str):
-        if name.startswith("_"):
-            raise AttributeError(name)
-        value = getattr(self._module, name)
-        return LocalFunction(value, name) if callable(value) and not isinstance(value, type) \
-            else value
-
-    def value(self, name: str):
-        return getattr(self._module, name)
-
-    def exec_cell(self, source: str, what: str = "the test cell"):
-        from .worker import run_cell
-
-        printed, has_value, value = run_cell(source, self._module.__dict__)
-        return {"printed": printed, "kind": "plain" if has_value else "none", "value": value}
-
-    def read_file(self, name: str) -> bytes | None:
-        """In-process (trusted code): the file in this process's working directory."""
-        path = Path(name)
-        return path.read_bytes() if not path.is_absolute() and path.is_file() else None

@@ -12,7 +12,8 @@ from .checks import (GATE_NOTE, CheckFailure, UpstreamFailure, assert_close, ass
 from .composite import comparable, own_parts, without_null_parts
 from .data import disguise, load_digits_split
 from .diagnose import dicts_close
-from .session import LocalFactory, StudentCodeError, StudentTimeout
+from .proxies import LocalFactory
+from .student_errors import StudentCodeError, StudentTimeout
 from .torch_checks import expect_tensor
 from .values import RemoteRef, TensorValue
 

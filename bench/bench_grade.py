@@ -24,7 +24,8 @@ from autograder.assignment import ASSIGNMENTS_DIR, load_assignment
 from autograder.data import load_digits_split
 from autograder.grade import grade_notebook, run_tests
 from autograder.plugin import GradingPlugin
-from autograder.session import InProcessSession, LocalNamespace
+from autograder.in_process import in_process_session
+from autograder.proxies import LocalNamespace
 
 
 def in_process(assignment, encoded: bool) -> float | None:
@@ -34,8 +35,8 @@ def in_process(assignment, encoded: bool) -> float | None:
                   total_time_limit=assignment.total_time_limit, digits_loader=load_digits_split,
                   assignment_dir=assignment.directory)
     if encoded:
-        plugin = GradingPlugin(InProcessSession(assignment.reference,
-                                                worker_objects=assignment.worker_objects),
+        plugin = GradingPlugin(in_process_session(assignment.reference,
+                                                  worker_objects=assignment.worker_objects),
                                assignment.reference,
                                **common)
     else:

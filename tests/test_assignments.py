@@ -2,8 +2,12 @@
 zero without crashing anything, every known mistake loses points, and scores are stable."""
 from __future__ import annotations
 
+import contextlib
+import io
+
 import nbformat
 import pytest
+from conftest import hidden_tests, mutant_reference
 
 from autograder.assignment import ASSIGNMENTS_DIR, load_assignment
 from autograder.audit import audit
@@ -119,3 +123,42 @@ def test_public_checks_cover_the_contract_and_fail_on_the_skeleton(name):
         lines: list[str] = []
         assert not run_public_check(check, vars(skeleton), name, printer=lines.append), check
         assert "not implemented yet" in "\n".join(lines), (check, lines)
+
+
+PUBLICLY_CAUGHT = [pytest.param(name, mutant.name, id=f"{name}-{mutant.name}")
+                   for name in NAMES for mutant in load_mutants(ASSIGNMENTS[name].mutants_file)
+                   if mutant.public_check_catches]
+
+
+@pytest.mark.parametrize("name, mutant", PUBLICLY_CAUGHT)
+def test_public_checks_catch_the_mistakes_mutants_py_says_they_catch(name, mutant):
+    """A mistake marked ``public_check_catches`` in mutants.py fails the public check of its
+    function: the student sees it before submitting."""
+    assignment = ASSIGNMENTS[name]
+    found = {m.name: m for m in load_mutants(assignment.mutants_file)}[mutant]
+    module = mutant_reference(assignment, master_of(name), found)
+    lines: list[str] = []
+    assert not run_public_check(found.function, vars(module), name, printer=lines.append), \
+        f"the public check of {found.function} passes {mutant}: {lines}"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_master_runs_top_to_bottom_and_shows_what_it_claims(name):
+    """Every cell of the master, demos included, runs; every check() in it passes; it prints
+    and leaves true what its assignment.toml's [master_run] says."""
+    import torch
+
+    torch.set_num_threads(1)  # two test workers share two cores
+    assignment = ASSIGNMENTS[name]
+    namespace: dict = {}
+    out = io.StringIO()
+    with assignment.beside_files(), contextlib.redirect_stdout(out):
+        for cell in master_of(name).cells:
+            if cell.cell_type == "code":
+                exec(cell.source, namespace)
+    text = out.getvalue()
+    assert "public checks passed" in text and "failed" not in text, text
+    for expected in assignment.master_run.prints:
+        assert expected in text, (expected, text)
+    for claim in assignment.master_run.holds:
+        assert eval(claim, {**namespace, "hidden": hidden_tests(name)}), (claim, text)

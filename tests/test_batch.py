@@ -162,7 +162,7 @@ def _graders_of(out: Path) -> list[int]:
             cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
         except (OSError, ValueError):
             continue
-        if ("autograder.batch one" in cmdline or "autograder.batch serve" in cmdline) \
+        if ("autograder.graders one" in cmdline or "autograder.graders serve" in cmdline) \
                 and str(out) in cmdline:
             pids.append(int(proc.name))
     return pids

@@ -18,11 +18,12 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-import autograder.batch as batch
+import autograder.graders as graders
 import autograder.student_state as student_state
 import autograder.grade
 from autograder.assignment import load_assignment
-from autograder.batch import one_command, run_batch
+from autograder.batch import run_batch
+from autograder.graders import one_command
 from autograder.cli import main as dlgrade
 from autograder.gradescope import MAX_DEPTH, SubmissionError, find_notebook
 from autograder import results as results_module
@@ -229,8 +230,8 @@ def test_one_command_never_lets_argparse_read_a_value_as_an_option(tmp_path, mon
                       title="-x: feedback", subtitle="--help/ -Ada", limit=99.0,
                       confidential=[tmp_path / "-out"])
     seen = {}
-    monkeypatch.setattr(batch, "grade_one", lambda args: seen.update(vars(args)) or 0)
-    assert batch.main(cmd[cmd.index("one"):]) == 0
+    monkeypatch.setattr(graders, "grade_one", lambda args: seen.update(vars(args)) or 0)
+    assert graders.main(cmd[cmd.index("one"):]) == 0
     assert (seen["notebook"], seen["subtitle"], seen["title"], seen["confidential"]) == \
         (str(tmp_path / "--help" / "-h.ipynb"), "--help/ -Ada", "-x: feedback",
          [str(tmp_path / "-out")])

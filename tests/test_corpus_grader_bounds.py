@@ -31,7 +31,9 @@ from autograder.bounded import run_bounded
 from autograder.diagnose import CallLog, CallRecord, Diagnoser, Lineage
 from autograder.results import Results
 from autograder.sandbox import Sandbox, SandboxConfig
-from autograder.session import (LoadReport, StudentCodeError, StudentNamespace, StudentSession)
+from autograder.proxies import StudentNamespace
+from autograder.session import LoadReport, StudentSession
+from autograder.student_errors import StudentCodeError
 from corpus.harness import Expect, assignment_variant, check, grade, graded_except
 from corpus.notebooks import MASTER, replace_function, variant, write
 
@@ -238,7 +240,8 @@ def test_a_bounded_child_cannot_reach_the_worker(nothing_left_behind):
     """The diagnosis child shares the worker's pipes: using them would desynchronise the
     grader, so a session refuses any request from another process."""
     session = StudentSession([(1, "def f():\n    return 1\n")], mode="definitions",
-                             forbidden=[], assignment="bounds", sandbox_config=SandboxConfig())
+                             forbidden=[], assignment="bounds",
+                             transport=Sandbox(SandboxConfig()))
     try:
         session.start()
 
@@ -429,13 +432,13 @@ def test_a_restart_gets_a_fresh_budget_and_the_same_cells(nothing_left_behind):
              (5, "def late():\n    return 5\n")]
     # The slow cells start at about 0.1, 1.0 and 1.9 s, the last one 2.7 s in at the earliest.
     session = StudentSession(cells, mode="definitions", forbidden=[], assignment="bounds",
-                             sandbox_config=SandboxConfig(), load_time_limit=1.5,
+                             transport=Sandbox(SandboxConfig()), load_time_limit=1.5,
                              total_load_time_limit=2.5)
     student = StudentNamespace(session)
     try:
         session.start()
         assert [(p["cell"], p["kind"]) for p in session.report.problems] == [(5, "LoadStopped")]
-        session.sandbox.kill()  # as a crash during a test would
+        session.transport.kill()  # as a crash during a test would
         start = time.monotonic()
         assert student.g4() == 4  # the restart reloaded all three slow cells
         assert time.monotonic() - start > 2.7

@@ -9,9 +9,7 @@ from the reference (other modules, other order of random draws) still earns full
 """
 from __future__ import annotations
 
-import contextlib
 import functools
-import io
 
 import nbformat
 import numpy as np
@@ -23,8 +21,7 @@ from autograder.checks import norm_error
 from autograder.grade import grade_notebook
 from autograder.mutants import apply_to_notebook, load_mutants
 from autograder.plugin import _seed_of
-from autograder.public import run_public_check
-from autograder.session import LocalFactory, LocalNamespace
+from autograder.proxies import LocalFactory, LocalNamespace
 from conftest import hidden_tests, make_notebook, mutant_reference
 
 ASSIGNMENT = load_assignment("hw5_gan")
@@ -178,45 +175,6 @@ def test_trained_check_fails_gans_that_do_not_learn(name):
 
 API = ["sample_noise", "discriminator_loss", "generator_loss", "ls_discriminator_loss",
        "ls_generator_loss", "build_generator", "build_discriminator", "gan_step", "train_gan"]
-
-
-
-@pytest.mark.parametrize("mutant, check", [
-    ("noise_unit_interval", "sample_noise"),
-    ("noise_gaussian", "sample_noise"),
-    ("noise_ignores_generator", "sample_noise"),
-    ("d_loss_swapped_labels", "discriminator_loss"),
-    ("d_loss_averaged", "discriminator_loss"),
-    ("g_loss_saturating", "generator_loss"),
-    ("g_loss_fake_label", "generator_loss"),
-    ("ls_d_without_half", "ls_discriminator_loss"),
-    ("ls_g_target_zero", "ls_generator_loss"),
-    ("generator_one_hidden_layer", "build_generator"),
-    ("discriminator_sigmoid_output", "build_discriminator"),
-    ("step_g_output_detached", "gan_step"),
-    ("step_d_fakes_from_z_g", "gan_step"),
-    ("train_one_step_short", "train_gan"),
-])
-def test_public_checks_catch_common_mistakes(mutant, check):
-    lines: list[str] = []
-    assert not run_public_check(check, vars(mutated_reference(mutant)), "hw5_gan",
-                                printer=lines.append), mutant
-
-
-def test_master_notebook_runs_and_passes_its_checks():
-    """Every cell of the master, the 1000-step experiment included, runs; every check() in it
-    passes, and the experiment meets the grader's thresholds."""
-    torch.set_num_threads(1)
-    namespace: dict = {}
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        for cell in MASTER.cells:
-            if cell.cell_type == "code":
-                exec(cell.source, namespace)
-    text = out.getvalue()
-    assert "public checks passed" in text and "failed" not in text, text
-    quality, shares = namespace["quality"], namespace["shares"]
-    assert quality > 0.6 and min(shares) >= 0.05, text
 
 
 # ---- a different but correct solution ----------------------------------------------------------

@@ -10,8 +10,9 @@ import time
 import nbformat
 
 from autograder.assignment import load_reference
-from autograder.sandbox import SandboxConfig
-from autograder.session import StudentNamespace, StudentSession
+from autograder.sandbox import Sandbox, SandboxConfig
+from autograder.proxies import StudentNamespace
+from autograder.session import StudentSession
 from autograder.definitions import plan_definitions
 from corpus.harness import Expect, check, grade, graded_except
 from corpus.notebooks import variant, write
@@ -113,7 +114,7 @@ def test_torch_module_level_objects_are_kept():
             "    return float(bce(logits, torch.as_tensor(targets).type(dtype)))"),
     ]
     session = StudentSession(cells, mode="definitions", forbidden=[], assignment="t",
-                             sandbox_config=SandboxConfig(),
+                             transport=Sandbox(SandboxConfig()),
                              load_time_limit=60)
     try:
         session.start()

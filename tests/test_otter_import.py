@@ -382,7 +382,7 @@ def test_doctest_cases_resist_a_lying_repr(tmp_path, hello):
 
 def test_run_question_scores_cases_and_all_or_nothing():
     from autograder.plugin import PartialCredit
-    from autograder.session import LocalNamespace
+    from autograder.proxies import LocalNamespace
 
     module = types.ModuleType("m")
     exec("def f(x):\n    return x + 1\n", module.__dict__)

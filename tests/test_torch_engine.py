@@ -150,12 +150,13 @@ def test_in_process_session_explains_errors_like_a_worker_session():
     an error mentioning CUDA gets the same hint instead of an AttributeError."""
     import types
 
-    from autograder.session import InProcessSession, StudentCodeError
+    from autograder.in_process import in_process_session
+    from autograder.student_errors import StudentCodeError
 
     module = types.ModuleType("trusted")
     exec("def f():\n    raise RuntimeError('Found no NVIDIA driver: CUDA unavailable')\n",
          module.__dict__)
-    session = InProcessSession(module)
+    session = in_process_session(module)
     with pytest.raises(StudentCodeError) as raised:
         session.request("call", {"target": {"name": "f"}, "args": [], "kwargs": {}}, "f()")
     assert "graded on a machine without a GPU" in raised.value.hint

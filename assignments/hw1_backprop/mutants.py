@@ -11,6 +11,7 @@ MUTANTS = [
     Mutant(
         name="affine_forward_no_bias",
         function="affine_forward",
+        public_check_catches=True,
         diagnosis="the output looks like x @ w without the bias b added",
         old="out = x.reshape(x.shape[0], -1) @ w + b",
         new="out = x.reshape(x.shape[0], -1) @ w",
@@ -19,6 +20,7 @@ MUTANTS = [
     Mutant(
         name="affine_dx_not_reshaped",
         function="affine_backward",
+        public_check_catches=True,
         diagnosis="dx has the flattened shape (N, D) instead of the shape of the input x",
         old="dx = (dout @ w.T).reshape(x.shape)",
         new="dx = dout @ w.T",
@@ -26,6 +28,7 @@ MUTANTS = [
     Mutant(
         name="affine_dx_transposed_product",
         function="affine_backward",
+        public_check_catches=True,
         diagnosis="dx looks like w @ dout.T reshaped to x's shape: the right numbers in the "
                   "wrong places; compute dout @ w.T, then reshape",
         old="dx = (dout @ w.T).reshape(x.shape)",
@@ -34,6 +37,7 @@ MUTANTS = [
     Mutant(
         name="affine_dw_unflattened_x",
         function="affine_backward",
+        public_check_catches=True,
         diagnosis="dw is computed from x without flattening it to (N, D) first, so its shape "
                   "is wrong for inputs with more than two dimensions",
         old="dw = x2.T @ dout",
@@ -42,6 +46,7 @@ MUTANTS = [
     Mutant(
         name="affine_db_mean_not_sum",
         function="affine_backward",
+        public_check_catches=True,
         diagnosis="db looks like it was averaged over the batch instead of summed",
         old="db = dout.sum(axis=0)",
         new="db = dout.mean(axis=0)",
@@ -49,6 +54,7 @@ MUTANTS = [
     Mutant(
         name="affine_db_wrong_axis",
         function="affine_backward",
+        public_check_catches=True,
         diagnosis="db has one entry per example: sum dout over the batch (axis 0), not over "
                   "the outputs (axis 1)",
         old="db = dout.sum(axis=0)",
@@ -74,6 +80,7 @@ MUTANTS = [
     Mutant(
         name="relu_backward_passes_dout",
         function="relu_backward",
+        public_check_catches=True,
         diagnosis="relu_backward passes dout through unchanged: the gradient must be zero "
                   "where the input was negative",
         old="dx = dout * (x > 0)",
@@ -82,6 +89,7 @@ MUTANTS = [
     Mutant(
         name="relu_backward_ignores_dout",
         function="relu_backward",
+        public_check_catches=True,
         diagnosis="relu_backward returns the local derivative (x > 0) without multiplying it "
                   "by the upstream gradient dout",
         old="dx = dout * (x > 0)",
@@ -90,6 +98,7 @@ MUTANTS = [
     Mutant(
         name="relu_backward_masks_by_dout",
         function="relu_backward",
+        public_check_catches=True,
         diagnosis="the mask looks like it was taken from dout > 0 instead of from the cached "
                   "input x > 0",
         old="dx = dout * (x > 0)",
@@ -108,6 +117,7 @@ MUTANTS = [
     Mutant(
         name="softmax_no_max_shift",
         function="softmax_loss",
+        public_check_catches=True,
         diagnosis="softmax_loss overflows for large logits: subtract each row's maximum "
                   "before exponentiating",
         old="shifted = x - x.max(axis=1, keepdims=True)",
@@ -124,6 +134,7 @@ MUTANTS = [
     Mutant(
         name="softmax_normaliser_wrong_axis",
         function="softmax_loss",
+        public_check_catches=True,
         diagnosis="the softmax normalises over the batch (axis 0) instead of over the classes "
                   "of each example (axis 1)",
         old="np.exp(shifted).sum(axis=1, keepdims=True)",
@@ -132,6 +143,7 @@ MUTANTS = [
     Mutant(
         name="softmax_loss_sum_not_mean",
         function="softmax_loss",
+        public_check_catches=True,
         diagnosis="the loss looks summed over the batch instead of averaged",
         old="loss = -log_probs[np.arange(N), y].mean()",
         new="loss = -log_probs[np.arange(N), y].sum()",
@@ -139,6 +151,7 @@ MUTANTS = [
     Mutant(
         name="softmax_loss_wrong_indexing",
         function="softmax_loss",
+        public_check_catches=True,
         diagnosis="log_probs[:, y] picks an N x N block instead of one entry per example; "
                   "use log_probs[np.arange(N), y]",
         old="loss = -log_probs[np.arange(N), y].mean()",
@@ -147,6 +160,7 @@ MUTANTS = [
     Mutant(
         name="softmax_dx_not_divided_by_n",
         function="softmax_loss",
+        public_check_catches=True,
         diagnosis="dx is N times too large: the loss is a mean over the batch, so its "
                   "gradient is divided by N",
         old="    dx /= N\n",
@@ -155,6 +169,7 @@ MUTANTS = [
     Mutant(
         name="softmax_dx_missing_minus_one",
         function="softmax_loss",
+        public_check_catches=True,
         diagnosis="dx looks like the softmax probabilities without subtracting 1 at the true "
                   "class",
         old="    dx[np.arange(N), y] -= 1\n",
@@ -163,6 +178,7 @@ MUTANTS = [
     Mutant(
         name="softmax_log_of_underflowing_probability",
         function="softmax_loss",
+        public_check_catches=True,
         diagnosis="the loss is infinite for large logits: np.log(probs) of a probability that "
                   "rounded to 0 is -inf; take the log-softmax directly, shifted - "
                   "log(sum(exp(shifted)))",
@@ -182,6 +198,7 @@ MUTANTS = [
     Mutant(
         name="softmax_dx_wrong_indexing",
         function="softmax_loss",
+        public_check_catches=True,
         diagnosis="dx[:, y] -= 1 subtracts 1 in every row at every label of the batch; "
                   "subtract it once per example, at its own label: dx[np.arange(N), y] -= 1",
         old="dx[np.arange(N), y] -= 1",
@@ -213,6 +230,7 @@ MUTANTS = [
     Mutant(
         name="net_relu_on_scores",
         function="FullyConnectedNet",
+        public_check_catches=True,
         diagnosis="a ReLU is applied to the class scores of the last layer; the last affine "
                   "layer feeds the softmax directly",
         old='scores, last_cache = affine_forward(h, self.params[f"W{L}"], self.params[f"b{L}"])',
@@ -222,6 +240,7 @@ MUTANTS = [
     Mutant(
         name="net_backward_skips_relu",
         function="FullyConnectedNet",
+        public_check_catches=True,
         diagnosis="the backward pass goes through the affine layers but not through the ReLUs",
         old="            dh = relu_backward(dh, relu_cache)\n",
         new="",
@@ -237,6 +256,7 @@ MUTANTS = [
     Mutant(
         name="net_reg_gradient_missing",
         function="FullyConnectedNet",
+        public_check_catches=True,
         diagnosis="the regularisation term is in the loss but not in the weight gradients "
                   "(add reg * W to each dW)",
         old='            grads[f"W{i}"] += self.reg * W\n',
@@ -245,6 +265,7 @@ MUTANTS = [
     Mutant(
         name="net_reg_loss_missing_half",
         function="FullyConnectedNet",
+        public_check_catches=True,
         diagnosis="the regularisation term in the loss is reg * sum(W**2), without the factor "
                   "0.5 that matches the gradient reg * W",
         old="loss += 0.5 * self.reg * np.sum(W * W)",
@@ -253,6 +274,7 @@ MUTANTS = [
     Mutant(
         name="net_reg_gradient_doubled",
         function="FullyConnectedNet",
+        public_check_catches=True,
         diagnosis="the regularisation gradient is 2 * reg * W; with the 0.5 in the loss it is "
                   "reg * W",
         old='grads[f"W{i}"] += self.reg * W',
@@ -272,6 +294,7 @@ MUTANTS = [
     Mutant(
         name="sgd_ascends",
         function="sgd",
+        public_check_catches=True,
         diagnosis="sgd steps along the gradient instead of against it",
         old='next_w = w - config["learning_rate"] * dw',
         new='next_w = w + config["learning_rate"] * dw',
@@ -295,6 +318,7 @@ MUTANTS = [
     Mutant(
         name="momentum_wrong_sign",
         function="sgd_momentum",
+        public_check_catches=True,
         diagnosis="the velocity adds learning_rate * dw instead of subtracting it, so the "
                   "updates climb the loss",
         old='v = config["momentum"] * config["velocity"] - config["learning_rate"] * dw',
@@ -303,6 +327,7 @@ MUTANTS = [
     Mutant(
         name="momentum_velocity_not_stored",
         function="sgd_momentum",
+        public_check_catches=True,
         diagnosis="the velocity is not stored back into config['velocity'], so each step "
                   "starts again from zero velocity",
         old='    config["velocity"] = v\n',
@@ -311,6 +336,7 @@ MUTANTS = [
     Mutant(
         name="momentum_step_before_velocity",
         function="sgd_momentum",
+        public_check_catches=True,
         diagnosis="the step uses the previous velocity; update the velocity first, then "
                   "move w by the new one",
         old='next_w = w + v',
@@ -327,6 +353,7 @@ MUTANTS = [
     Mutant(
         name="rmsprop_decay_swapped",
         function="rmsprop",
+        public_check_catches=True,
         diagnosis="decay_rate and 1 - decay_rate are swapped in the running average: the old "
                   "cache should keep the weight decay_rate",
         old="cache = decay * config[\"cache\"] + (1 - decay) * dw ** 2",
@@ -354,6 +381,7 @@ MUTANTS = [
     Mutant(
         name="adam_t_incremented_after_use",
         function="adam",
+        public_check_catches=True,
         diagnosis="the step counter t is incremented after it is used, so the first step "
                   "divides by 1 - beta**0 = 0",
         old='    config["t"] += 1\n'
@@ -370,6 +398,7 @@ MUTANTS = [
     Mutant(
         name="adam_t_not_stored",
         function="adam",
+        public_check_catches=True,
         diagnosis="the step counter is computed as t = config['t'] + 1 but never stored back, "
                   "so every step is bias-corrected as if it were the first; write "
                   "config['t'] = t",
@@ -387,6 +416,7 @@ MUTANTS = [
     Mutant(
         name="adam_no_bias_correction",
         function="adam",
+        public_check_catches=True,
         diagnosis="adam's moving averages are used without bias correction "
                   "(divide m by 1 - beta1**t and v by 1 - beta2**t)",
         old='    m_hat = config["m"] / (1 - beta1 ** config["t"])\n'
@@ -397,6 +427,7 @@ MUTANTS = [
     Mutant(
         name="adam_uses_m_not_m_hat",
         function="adam",
+        public_check_catches=True,
         diagnosis="the update uses the raw first moment m instead of the bias-corrected m_hat",
         old='config["learning_rate"] * m_hat /',
         new='config["learning_rate"] * config["m"] /',
@@ -404,6 +435,7 @@ MUTANTS = [
     Mutant(
         name="adam_no_sqrt",
         function="adam",
+        public_check_catches=True,
         diagnosis="adam divides by v_hat instead of by its square root",
         old="np.sqrt(v_hat)",
         new="v_hat",
@@ -411,6 +443,7 @@ MUTANTS = [
     Mutant(
         name="adam_second_moment_not_squared",
         function="adam",
+        public_check_catches=True,
         diagnosis="the second moment averages dw instead of dw**2, so its square root is "
                   "undefined for negative gradients",
         old='(1 - beta2) * dw ** 2',
@@ -419,6 +452,7 @@ MUTANTS = [
     Mutant(
         name="adam_eps_inside_sqrt",
         function="adam",
+        public_check_catches=True,
         diagnosis="epsilon is added inside the square root instead of after it: "
                   "sqrt(v_hat + eps) is far from sqrt(v_hat) + eps when gradients are tiny",
         old="np.sqrt(v_hat) + config[\"epsilon\"]",

@@ -12,6 +12,7 @@ MUTANTS = [
     Mutant(
         name="conv_output_size_off_by_one",
         function="conv_forward_naive",
+        public_check_catches=True,
         diagnosis="the output has one row too few: Ho = 1 + (H + 2 * pad - HH) // stride "
                   "(the first window counts too)",
         old="Ho = 1 + (H + 2 * pad - HH) // stride",
@@ -20,6 +21,7 @@ MUTANTS = [
     Mutant(
         name="conv_window_height_width_swapped",
         function="conv_forward_naive",
+        public_check_catches=True,
         diagnosis="the window under the filter spans WW rows and HH columns; with a non-square "
                   "kernel it must span HH rows (height) and WW columns (width)",
         old="window = xp[n, :, i * stride:i * stride + HH, j * stride:j * stride + WW]",
@@ -28,6 +30,7 @@ MUTANTS = [
     Mutant(
         name="conv_kernel_flipped",
         function="conv_forward_naive",
+        public_check_catches=True,
         diagnosis="the output looks like a true convolution with the kernel flipped; the layer "
                   "computes a cross-correlation: multiply each window by w[f] as it is",
         old="out[n, f, i, j] = np.sum(window * w[f]) + b[f]",
@@ -36,6 +39,7 @@ MUTANTS = [
     Mutant(
         name="conv_forward_no_bias",
         function="conv_forward_naive",
+        public_check_catches=True,
         diagnosis="the output is missing the bias b[f] of each filter",
         old="out[n, f, i, j] = np.sum(window * w[f]) + b[f]",
         new="out[n, f, i, j] = np.sum(window * w[f])",
@@ -43,6 +47,7 @@ MUTANTS = [
     Mutant(
         name="conv_padding_one_side",
         function="conv_forward_naive",
+        public_check_catches=True,
         diagnosis="the input is padded only at the bottom and right; pad adds zeros on every "
                   "side: ((pad, pad), (pad, pad)) on the two spatial axes",
         old="xp = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))",
@@ -51,6 +56,7 @@ MUTANTS = [
     Mutant(
         name="conv_output_width_from_kernel_height",
         function="conv_forward_naive",
+        public_check_catches=True,
         diagnosis="the output has the wrong number of columns, as if the kernel were square: "
                   "Wo = 1 + (W + 2 * pad - WW) // stride uses the kernel width WW, not HH",
         old="Wo = 1 + (W + 2 * pad - WW) // stride",
@@ -60,6 +66,7 @@ MUTANTS = [
     Mutant(
         name="conv_output_width_from_height",
         function="conv_forward_naive",
+        public_check_catches=True,
         diagnosis="Wo is computed from the input height H, as if images were square: "
                   "Wo = 1 + (W + 2 * pad - WW) // stride",
         old="Wo = 1 + (W + 2 * pad - WW) // stride",
@@ -70,6 +77,7 @@ MUTANTS = [
     Mutant(
         name="conv_backward_ignores_stride",
         function="conv_backward_naive",
+        public_check_catches=True,
         diagnosis="the backward pass uses windows one pixel apart whatever the stride; output "
                   "(i, j) read the window starting at (i * stride, j * stride)",
         old="                    rows = slice(i * stride, i * stride + HH)\n"
@@ -80,6 +88,7 @@ MUTANTS = [
     Mutant(
         name="conv_dx_not_cropped",
         function="conv_backward_naive",
+        public_check_catches=True,
         diagnosis="dx has the shape of the padded input; cut the padding off so that dx has "
                   "the shape of x",
         old="dx = dxp[:, :, pad:pad + H, pad:pad + W]",
@@ -88,6 +97,7 @@ MUTANTS = [
     Mutant(
         name="conv_dx_cropped_with_negative_index",
         function="conv_backward_naive",
+        public_check_catches=True,
         diagnosis="dx is empty when pad is 0: dxp[:, :, pad:-pad] becomes dxp[:, :, 0:0]; crop "
                   "with pad:pad + H instead",
         old="dx = dxp[:, :, pad:pad + H, pad:pad + W]",
@@ -96,6 +106,7 @@ MUTANTS = [
     Mutant(
         name="conv_dw_overwritten",
         function="conv_backward_naive",
+        public_check_catches=True,
         diagnosis="dw keeps only the last window's contribution: it must add up the "
                   "contributions of every example and every output position (+=)",
         old="dw[f] += dout[n, f, i, j] * xp[n, :, rows, cols]",
@@ -104,6 +115,7 @@ MUTANTS = [
     Mutant(
         name="conv_dx_kernel_flipped",
         function="conv_backward_naive",
+        public_check_catches=True,
         diagnosis="dx is computed with the kernel flipped; when you send each output's gradient "
                   "back to the window it came from, multiply by w[f] as it is",
         old="dxp[n, :, rows, cols] += dout[n, f, i, j] * w[f]",
@@ -112,6 +124,7 @@ MUTANTS = [
     Mutant(
         name="conv_db_not_summed_over_positions",
         function="conv_backward_naive",
+        public_check_catches=True,
         diagnosis="db is summed over the batch only; the bias was added at every output "
                   "position too, so sum over axes (0, 2, 3)",
         old="db = dout.sum(axis=(0, 2, 3))",
@@ -121,6 +134,7 @@ MUTANTS = [
     Mutant(
         name="pool_output_size_ignores_window",
         function="max_pool_forward_naive",
+        public_check_catches=True,
         diagnosis="the output has H // stride rows; with windows larger than the stride that "
                   "is too many: Ho = 1 + (H - pool_height) // stride",
         old="Ho = 1 + (H - ph) // stride",
@@ -129,6 +143,7 @@ MUTANTS = [
     Mutant(
         name="pool_window_height_width_swapped",
         function="max_pool_forward_naive",
+        public_check_catches=True,
         diagnosis="the pooling windows are pool_width tall and pool_height wide: height goes "
                   "with rows, width with columns",
         old="window = x[:, :, i * stride:i * stride + ph, j * stride:j * stride + pw]",
@@ -137,6 +152,7 @@ MUTANTS = [
     Mutant(
         name="pool_output_width_from_pool_height",
         function="max_pool_forward_naive",
+        public_check_catches=True,
         diagnosis="the output has the wrong number of columns, as if the windows were square: "
                   "Wo = 1 + (W - pool_width) // stride",
         old="Wo = 1 + (W - pw) // stride",
@@ -154,6 +170,7 @@ MUTANTS = [
     Mutant(
         name="pool_backward_overwrites",
         function="max_pool_backward_naive",
+        public_check_catches=True,
         diagnosis="where pooling windows overlap, dx keeps only the last window's gradient: "
                   "accumulate with += instead of assigning",
         old="dx[:, :, rows, cols] += mask * dout[:, :, i, j][:, :, None, None]",
@@ -162,6 +179,7 @@ MUTANTS = [
     Mutant(
         name="pool_backward_spreads_evenly",
         function="max_pool_backward_naive",
+        public_check_catches=True,
         diagnosis="dx spreads each gradient evenly over its window, which is the gradient of "
                   "average pooling; for max pooling all of it goes to the window's maximum",
         old="dx[:, :, rows, cols] += mask * dout[:, :, i, j][:, :, None, None]",
@@ -170,6 +188,7 @@ MUTANTS = [
     Mutant(
         name="pool_backward_ignores_dout",
         function="max_pool_backward_naive",
+        public_check_catches=True,
         diagnosis="dx is 1 at each window's maximum: the upstream gradient dout must be "
                   "multiplied in",
         old="dx[:, :, rows, cols] += mask * dout[:, :, i, j][:, :, None, None]",
@@ -188,6 +207,7 @@ MUTANTS = [
     Mutant(
         name="pool_backward_assigns_at_argmax",
         function="max_pool_backward_naive",
+        public_check_catches=True,
         diagnosis="dx[..., argmax] = dout assigns the gradient at each window's maximum, so "
                   "where overlapping windows share a maximum only the last window's gradient "
                   "is kept; add it with += instead",
@@ -200,6 +220,7 @@ MUTANTS = [
     Mutant(
         name="pool_backward_square_window",
         function="max_pool_backward_naive",
+        public_check_catches=True,
         diagnosis="the backward pass looks at windows pool_height wide, as if they were "
                   "square: a window spans pool_width columns",
         old="            cols = slice(j * stride, j * stride + pw)\n",
@@ -208,6 +229,7 @@ MUTANTS = [
     Mutant(
         name="pool_backward_mask_from_batch_max",
         function="max_pool_backward_naive",
+        public_check_catches=True,
         diagnosis="the gradient goes only to the largest value of the whole batch: compare "
                   "each window with its own maximum, window.max(axis=(2, 3), keepdims=True)",
         old="mask = window == window.max(axis=(2, 3), keepdims=True)",
@@ -217,6 +239,7 @@ MUTANTS = [
     Mutant(
         name="fast_forward_ignores_stride",
         function="conv_forward_fast",
+        public_check_catches=True,
         diagnosis="conv_forward_fast keeps the windows at every pixel: with a stride, keep "
                   "every stride-th window along height and width",
         old="windows = sliding_window_view(xp, (HH, WW), axis=(2, 3))[:, :, ::stride, ::stride]",
@@ -225,6 +248,7 @@ MUTANTS = [
     Mutant(
         name="fast_forward_kernel_transposed",
         function="conv_forward_fast",
+        public_check_catches=True,
         diagnosis="the window's rows are matched with the kernel's columns: the order of the "
                   "window entries must match the order of the kernel entries",
         old="axes=([1, 4, 5], [1, 2, 3])",
@@ -233,6 +257,7 @@ MUTANTS = [
     Mutant(
         name="fast_forward_output_height_width_swapped",
         function="conv_forward_fast",
+        public_check_catches=True,
         diagnosis="the output comes back as (N, F, Wo, Ho): height and width are swapped when "
                   "moving the filter axis into place",
         old=".transpose(0, 3, 1, 2)\n    out = out + b[None, :, None, None]",
@@ -241,6 +266,7 @@ MUTANTS = [
     Mutant(
         name="fast_forward_not_padded",
         function="conv_forward_fast",
+        public_check_catches=True,
         diagnosis="conv_forward_fast does not pad the input",
         old="xp = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))",
         new="xp = x",
@@ -250,6 +276,7 @@ MUTANTS = [
     Mutant(
         name="fast_backward_dx_overwritten",
         function="conv_backward_fast",
+        public_check_catches=True,
         diagnosis="dx keeps only the last kernel offset's contribution where the strided grids "
                   "of different offsets overlap: accumulate with += instead of assigning",
         old="dxp[:, :, rows, cols] += back.transpose(0, 3, 1, 2)",
@@ -258,6 +285,7 @@ MUTANTS = [
     Mutant(
         name="fast_backward_ignores_stride",
         function="conv_backward_fast",
+        public_check_catches=True,
         diagnosis="dx scatters the gradients onto a grid one pixel apart whatever the stride; "
                   "kernel offset (a, b) touched the pixels a + i * stride, b + j * stride",
         old="            rows = slice(di, di + stride * Ho, stride)\n"
@@ -268,6 +296,7 @@ MUTANTS = [
     Mutant(
         name="fast_backward_dx_not_cropped",
         function="conv_backward_fast",
+        public_check_catches=True,
         diagnosis="dx has the shape of the padded input; cut the padding off so that dx has "
                   "the shape of x",
         old="dx = dxp[:, :, pad:pad + H, pad:pad + W]",
@@ -286,6 +315,7 @@ MUTANTS = [
     Mutant(
         name="fast_backward_dw_from_unpadded_input",
         function="conv_backward_fast",
+        public_check_catches=True,
         diagnosis="dw is computed from windows of the unpadded input; the forward pass read "
                   "the padded one",
         old="windows = sliding_window_view(xp, (HH, WW), axis=(2, 3))[:, :, ::stride, ::stride]",
@@ -295,6 +325,7 @@ MUTANTS = [
     Mutant(
         name="fast_backward_dx_kernel_flipped",
         function="conv_backward_fast",
+        public_check_catches=True,
         diagnosis="dx is computed with the kernel flipped; kernel offset (a, b) sends the "
                   "gradient back through w[:, :, a, b] itself",
         old="w[:, :, di, dj]",
@@ -304,6 +335,7 @@ MUTANTS = [
     Mutant(
         name="convnet_no_padding",
         function="ConvNet",
+        public_check_catches=True,
         diagnosis="the convolution has no padding, so its output shrinks below 8x8; 'same' "
                   "padding is (filter_size - 1) // 2",
         old='conv_param = {"stride": 1, "pad": (self.filter_size - 1) // 2}',
@@ -312,6 +344,7 @@ MUTANTS = [
     Mutant(
         name="convnet_padding_hardcoded",
         function="ConvNet",
+        public_check_catches=True,
         diagnosis="the padding is 1 whatever the filter size; 'same' padding is "
                   "(filter_size - 1) // 2",
         old='conv_param = {"stride": 1, "pad": (self.filter_size - 1) // 2}',
@@ -320,6 +353,7 @@ MUTANTS = [
     Mutant(
         name="convnet_hidden_layer_sized_before_pooling",
         function="ConvNet",
+        public_check_catches=True,
         diagnosis="W2 has num_filters * 8 * 8 rows, the size before pooling; after the 2x2 "
                   "pool the features are num_filters * 4 * 4",
         old="pooled_dim = F * 4 * 4",
@@ -336,6 +370,7 @@ MUTANTS = [
     Mutant(
         name="convnet_reg_loss_missing_half",
         function="ConvNet",
+        public_check_catches=True,
         diagnosis="the regularisation term in the loss is reg * sum(W**2), without the factor "
                   "0.5 that matches the gradient reg * W",
         old="loss += 0.5 * self.reg * np.sum(weights * weights)",
@@ -351,6 +386,7 @@ MUTANTS = [
     Mutant(
         name="convnet_skips_relu_backward",
         function="ConvNet",
+        public_check_catches=True,
         diagnosis="the backward pass skips the ReLU after the convolution",
         old="        dh = max_pool_backward_fast(dh, pool_cache)\n"
             "        dh = relu_backward(dh, relu1_cache)\n",

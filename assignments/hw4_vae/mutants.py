@@ -16,6 +16,7 @@ MUTANTS = [
     Mutant(
         name="reparam_variance_as_std",
         function="reparameterize",
+        public_check_catches=True,
         diagnosis="the noise looks scaled by exp(logvar), the variance, instead of by the "
                   "standard deviation exp(logvar / 2): logvar is log(sigma^2), not log(sigma)",
         old="std = torch.exp(0.5 * logvar)",
@@ -24,6 +25,7 @@ MUTANTS = [
     Mutant(
         name="reparam_logvar_as_variance",
         function="reparameterize",
+        public_check_catches=True,
         diagnosis="the noise looks scaled by sqrt(logvar): logvar is the logarithm of the "
                   "variance, so the standard deviation is exp(logvar / 2)",
         old="std = torch.exp(0.5 * logvar)",
@@ -32,6 +34,7 @@ MUTANTS = [
     Mutant(
         name="reparam_logvar_as_std",
         function="reparameterize",
+        public_check_catches=True,
         diagnosis="the noise looks scaled by logvar itself: logvar is log(sigma^2), so the "
                   "standard deviation is exp(logvar / 2)",
         old="std = torch.exp(0.5 * logvar)",
@@ -40,6 +43,7 @@ MUTANTS = [
     Mutant(
         name="reparam_detached_sample",
         function="reparameterize",
+        public_check_catches=True,
         diagnosis="z is detached from the graph: no gradient reaches mu and logvar, so the "
                   "encoder cannot learn",
         old="z = mu + std * eps",
@@ -48,6 +52,7 @@ MUTANTS = [
     Mutant(
         name="reparam_not_reparameterised",
         function="reparameterize",
+        public_check_catches=True,
         diagnosis="z is drawn with torch.normal(mu, std), which has the right distribution but "
                   "passes zero gradients to mu and logvar; write z = mu + std * eps",
         old="z = mu + std * eps",
@@ -56,6 +61,7 @@ MUTANTS = [
     Mutant(
         name="reparam_no_noise",
         function="reparameterize",
+        public_check_catches=True,
         diagnosis="z equals mu: no noise is added, so the samples have no spread",
         old="z = mu + std * eps",
         new="z = mu + 0 * std * eps",
@@ -63,6 +69,7 @@ MUTANTS = [
     Mutant(
         name="reparam_noise_shared_across_batch",
         function="reparameterize",
+        public_check_catches=True,
         diagnosis="every row of the batch gets the same noise eps; draw one eps per image "
                   "(torch.randn_like(std))",
         old="eps = torch.randn_like(std)",
@@ -71,6 +78,7 @@ MUTANTS = [
     Mutant(
         name="reparam_noise_shared_across_latents",
         function="reparameterize",
+        public_check_catches=True,
         diagnosis="all latent dimensions of a row get the same noise eps; draw one eps per "
                   "entry (torch.randn_like(std))",
         old="eps = torch.randn_like(std)",
@@ -79,6 +87,7 @@ MUTANTS = [
     Mutant(
         name="reparam_uniform_noise",
         function="reparameterize",
+        public_check_catches=True,
         diagnosis="the noise looks uniform on [0, 1) (torch.rand) instead of standard normal "
                   "(torch.randn)",
         old="eps = torch.randn_like(std)",
@@ -88,6 +97,7 @@ MUTANTS = [
     Mutant(
         name="kl_sign",
         function="kl_divergence",
+        public_check_catches=True,
         diagnosis="the KL has the wrong sign: it must be >= 0, zero only when mu = 0 and "
                   "logvar = 0",
         old=_KL,
@@ -96,6 +106,7 @@ MUTANTS = [
     Mutant(
         name="kl_mean_over_latent_dims",
         function="kl_divergence",
+        public_check_catches=True,
         diagnosis="the KL looks averaged over the latent dimensions instead of summed",
         old=_KL,
         new="kl = 0.5 * torch.mean(mu ** 2 + torch.exp(logvar) - 1 - logvar, dim=1)",
@@ -103,6 +114,7 @@ MUTANTS = [
     Mutant(
         name="kl_summed_over_batch",
         function="kl_divergence",
+        public_check_catches=True,
         diagnosis="the KL is one number for the whole batch; return one value per row, shape "
                   "(N,)",
         old=_KL,
@@ -111,6 +123,7 @@ MUTANTS = [
     Mutant(
         name="kl_summed_over_batch_axis",
         function="kl_divergence",
+        public_check_catches=True,
         diagnosis="the KL is summed over the batch (dim=0) instead of over the latent "
                   "dimensions (dim=1): it has one value per latent dimension, not per row",
         old=_KL,
@@ -119,6 +132,7 @@ MUTANTS = [
     Mutant(
         name="kl_missing_half",
         function="kl_divergence",
+        public_check_catches=True,
         diagnosis="the KL looks twice too large: the factor 1/2 is missing",
         old=_KL,
         new="kl = torch.sum(mu ** 2 + torch.exp(logvar) - 1 - logvar, dim=1)",
@@ -126,6 +140,7 @@ MUTANTS = [
     Mutant(
         name="kl_logvar_as_log_std",
         function="kl_divergence",
+        public_check_catches=True,
         diagnosis="the KL treats logvar as log(sigma): with logvar = log(sigma^2) the terms "
                   "are exp(logvar) and logvar, not exp(2 logvar) and 2 logvar",
         old=_KL,
@@ -134,6 +149,7 @@ MUTANTS = [
     Mutant(
         name="kl_std_as_variance",
         function="kl_divergence",
+        public_check_catches=True,
         diagnosis="the KL uses the standard deviation exp(logvar / 2) where the variance "
                   "exp(logvar) belongs",
         old=_KL,
@@ -142,6 +158,7 @@ MUTANTS = [
     Mutant(
         name="kl_missing_minus_one",
         function="kl_divergence",
+        public_check_catches=True,
         diagnosis="the KL is not zero when q is the prior (mu = 0, logvar = 0): the -1 term "
                   "is missing",
         old=_KL,
@@ -150,6 +167,7 @@ MUTANTS = [
     Mutant(
         name="kl_mu_not_squared",
         function="kl_divergence",
+        public_check_catches=True,
         diagnosis="the KL depends on the sign of mu: the mean enters as mu^2",
         old=_KL,
         new="kl = 0.5 * torch.sum(mu + torch.exp(logvar) - 1 - logvar, dim=1)",
@@ -166,6 +184,7 @@ MUTANTS = [
     Mutant(
         name="bernoulli_mean_over_pixels",
         function="bernoulli_log_likelihood",
+        public_check_catches=True,
         diagnosis="the log-likelihood looks averaged over the pixels instead of summed",
         old="log_likelihood = log_p.sum(dim=1)",
         new="log_likelihood = log_p.mean(dim=1)",
@@ -173,6 +192,7 @@ MUTANTS = [
     Mutant(
         name="bernoulli_sigmoid_twice",
         function="bernoulli_log_likelihood",
+        public_check_catches=True,
         diagnosis="a sigmoid seems applied to the logits before a loss that applies its own: "
                   "binary_cross_entropy_with_logits takes the raw logits",
         old=_BCE,
@@ -182,6 +202,7 @@ MUTANTS = [
     Mutant(
         name="bernoulli_sign",
         function="bernoulli_log_likelihood",
+        public_check_catches=True,
         diagnosis="the log-likelihood has the wrong sign: it is minus the binary cross-entropy, "
                   "always <= 0",
         old=_BCE,
@@ -190,6 +211,7 @@ MUTANTS = [
     Mutant(
         name="bernoulli_arguments_swapped",
         function="bernoulli_log_likelihood",
+        public_check_catches=True,
         diagnosis="the images and the logits look swapped: binary_cross_entropy_with_logits "
                   "takes the logits first and the targets second",
         old=_BCE,
@@ -198,6 +220,7 @@ MUTANTS = [
     Mutant(
         name="bernoulli_log_of_sigmoid",
         function="bernoulli_log_likelihood",
+        public_check_catches=True,
         diagnosis="the log-likelihood is -inf or NaN for large logits: log(sigmoid(l)) rounds "
                   "to log(0); use the logits directly (softplus or "
                   "binary_cross_entropy_with_logits)",
@@ -208,6 +231,7 @@ MUTANTS = [
     Mutant(
         name="bernoulli_squared_error",
         function="bernoulli_log_likelihood",
+        public_check_catches=True,
         diagnosis="the reconstruction term looks like minus a squared error between x and "
                   "sigmoid(x_logits), not the Bernoulli log-likelihood",
         old=_BCE,
@@ -216,6 +240,7 @@ MUTANTS = [
     Mutant(
         name="bernoulli_bce_on_probabilities",
         function="bernoulli_log_likelihood",
+        public_check_catches=True,
         diagnosis="the log-likelihood is wrong for confident pixels: "
                   "F.binary_cross_entropy(torch.sigmoid(x_logits), x) works on probabilities "
                   "that round to 0 or 1 (and clamps log(0) to -100); pass the logits to "
@@ -226,6 +251,7 @@ MUTANTS = [
     Mutant(
         name="bernoulli_summed_over_batch",
         function="bernoulli_log_likelihood",
+        public_check_catches=True,
         diagnosis="the log-likelihood is one number for the whole batch (reduction=\"sum\" "
                   "adds up every image); sum over the pixels only, dim=1, for one value per "
                   "image",
@@ -237,6 +263,7 @@ MUTANTS = [
     Mutant(
         name="elbo_sum_over_batch",
         function="neg_elbo",
+        public_check_catches=True,
         diagnosis="the loss grows with the batch size: average over the batch, do not sum",
         old="loss = per_image.mean()",
         new="loss = per_image.sum()",
@@ -244,6 +271,7 @@ MUTANTS = [
     Mutant(
         name="elbo_mean_over_pixels_too",
         function="neg_elbo",
+        public_check_catches=True,
         diagnosis="the loss looks divided by the number of pixels: average over the batch only",
         old="loss = per_image.mean()",
         new="loss = per_image.mean() / x.shape[1]",
@@ -251,6 +279,7 @@ MUTANTS = [
     Mutant(
         name="elbo_kl_sign",
         function="neg_elbo",
+        public_check_catches=True,
         diagnosis="the KL is subtracted: the negative ELBO is -log p(x | z) + KL",
         old=_ELBO,
         new="""    per_image = -bernoulli_log_likelihood(x, x_logits) - kl_divergence(mu, logvar)
@@ -259,6 +288,7 @@ MUTANTS = [
     Mutant(
         name="elbo_likelihood_sign",
         function="neg_elbo",
+        public_check_catches=True,
         diagnosis="the log-likelihood is added instead of subtracted: the negative ELBO is "
                   "-log p(x | z) + KL",
         old=_ELBO,
@@ -268,6 +298,7 @@ MUTANTS = [
     Mutant(
         name="elbo_kl_summed_over_batch",
         function="neg_elbo",
+        public_check_catches=True,
         diagnosis="the KL looks summed over the batch while the reconstruction is averaged: "
                   "average both per image",
         old=_ELBO,
@@ -300,6 +331,7 @@ MUTANTS = [
     Mutant(
         name="vae_sample_returns_logits",
         function="VAE",
+        public_check_catches=True,
         diagnosis="sample returns logits, not pixel means in [0, 1]: apply a sigmoid",
         old="x_mean = torch.sigmoid(self.decode(z.to(parameter.device)))",
         new="x_mean = self.decode(z.to(parameter.device))",
@@ -307,6 +339,7 @@ MUTANTS = [
     Mutant(
         name="vae_sample_ignores_generator",
         function="VAE",
+        public_check_catches=True,
         diagnosis="sample ignores its generator: the same seed does not give the same images",
         old="z = torch.randn(n, self.latent_dim, generator=generator, device=noise_device,",
         new="z = torch.randn(n, self.latent_dim, device=noise_device,",
@@ -377,6 +410,7 @@ MUTANTS = [
     Mutant(
         name="train_one_epoch_short",
         function="train_vae",
+        public_check_catches=True,
         diagnosis="train_vae runs one epoch fewer than asked",
         old="for _epoch in range(epochs):",
         new="for _epoch in range(epochs - 1):",

@@ -22,6 +22,7 @@ MUTANTS = [
     Mutant(
         name="noise_unit_interval",
         function="sample_noise",
+        public_check_catches=True,
         diagnosis="the noise looks uniform on [0, 1) (torch.rand as it is) instead of on "
                   "(-1, 1): rescale it with 2 * u - 1",
         old=_NOISE,
@@ -30,6 +31,7 @@ MUTANTS = [
     Mutant(
         name="noise_half_width",
         function="sample_noise",
+        public_check_catches=True,
         diagnosis="the noise looks uniform on (-0.5, 0.5) (torch.rand minus 0.5) instead of "
                   "on (-1, 1)",
         old=_NOISE,
@@ -38,6 +40,7 @@ MUTANTS = [
     Mutant(
         name="noise_gaussian",
         function="sample_noise",
+        public_check_catches=True,
         diagnosis="the noise looks standard normal (torch.randn), with values beyond +-1, "
                   "instead of uniform on (-1, 1)",
         old=_NOISE,
@@ -46,6 +49,7 @@ MUTANTS = [
     Mutant(
         name="noise_same_row_for_the_batch",
         function="sample_noise",
+        public_check_catches=True,
         diagnosis="every row of the noise batch is the same vector: draw batch_size rows, "
                   "one per sample",
         old=_NOISE,
@@ -55,6 +59,7 @@ MUTANTS = [
     Mutant(
         name="noise_ignores_generator",
         function="sample_noise",
+        public_check_catches=True,
         diagnosis="the noise ignores the generator argument: it is drawn from torch's global "
                   "random state, so the same seed does not give the same noise",
         old=_NOISE,
@@ -64,6 +69,7 @@ MUTANTS = [
     Mutant(
         name="d_loss_swapped_labels",
         function="discriminator_loss",
+        public_check_catches=True,
         diagnosis="the discriminator loss labels the real samples 0 and the fakes 1: it "
                   "trains D to call fakes real",
         old=f"{_D_REAL}\n    {_D_FAKE}",
@@ -74,6 +80,7 @@ MUTANTS = [
     Mutant(
         name="d_loss_averaged",
         function="discriminator_loss",
+        public_check_catches=True,
         diagnosis="the discriminator loss looks halved: the two means (real and fake) are "
                   "averaged instead of summed",
         old="loss = loss_real + loss_fake",
@@ -82,6 +89,7 @@ MUTANTS = [
     Mutant(
         name="d_loss_sigmoid_before_bce",
         function="discriminator_loss",
+        public_check_catches=True,
         diagnosis="a sigmoid is applied to the logits before binary_cross_entropy_with_logits,"
                   " which applies its own: the loss sees sigmoid(sigmoid(logit))",
         old=f"{_D_REAL}\n    {_D_FAKE}",
@@ -92,6 +100,7 @@ MUTANTS = [
     Mutant(
         name="d_loss_mean_over_both_batches",
         function="discriminator_loss",
+        public_check_catches=True,
         diagnosis="the discriminator loss looks like one mean over the real and fake logits "
                   "together, not the sum of a mean over each batch",
         old="loss = loss_real + loss_fake",
@@ -110,6 +119,7 @@ MUTANTS = [
     Mutant(
         name="d_loss_label_smoothing",
         function="discriminator_loss",
+        public_check_catches=True,
         diagnosis="the real samples look labelled 0.9 (one-sided label smoothing); the "
                   "contract asks for plain targets: 1 for real, 0 for fake",
         old=_D_REAL,
@@ -119,6 +129,7 @@ MUTANTS = [
     Mutant(
         name="d_loss_fakes_labelled_real",
         function="discriminator_loss",
+        public_check_catches=True,
         diagnosis="the fake term uses the label 1, like the real term: the discriminator must "
                   "label its fakes 0, BCE(logits_fake, 0)",
         old=_D_FAKE,
@@ -140,6 +151,7 @@ MUTANTS = [
     Mutant(
         name="g_loss_saturating",
         function="generator_loss",
+        public_check_catches=True,
         diagnosis="the generator loss looks like the saturating log(1 - D(G(z))), i.e. "
                   "-BCE(logits_fake, 0): its gradient vanishes when D rejects the fakes; "
                   "use the non-saturating BCE(logits_fake, 1)",
@@ -150,6 +162,7 @@ MUTANTS = [
     Mutant(
         name="g_loss_fake_label",
         function="generator_loss",
+        public_check_catches=True,
         diagnosis="the generator loss labels the fakes 0, as the discriminator does: the "
                   "generator then learns to be caught; label them 1",
         old=_G_LOSS,
@@ -159,6 +172,7 @@ MUTANTS = [
     Mutant(
         name="g_loss_summed",
         function="generator_loss",
+        public_check_catches=True,
         diagnosis="the generator loss looks summed over the fakes instead of averaged",
         old=_G_LOSS,
         new="loss = F.binary_cross_entropy_with_logits(logits_fake, "
@@ -168,6 +182,7 @@ MUTANTS = [
     Mutant(
         name="ls_d_without_half",
         function="ls_discriminator_loss",
+        public_check_catches=True,
         diagnosis="the least-squares discriminator loss looks twice too large: each mean is "
                   "weighted by 1/2",
         old=_LS_D,
@@ -176,6 +191,7 @@ MUTANTS = [
     Mutant(
         name="ls_g_target_zero",
         function="ls_generator_loss",
+        public_check_catches=True,
         diagnosis="the least-squares generator loss pulls the fake scores to 0 (the "
                   "discriminator's target for fakes) instead of to 1",
         old=_LS_G,
@@ -209,6 +225,7 @@ MUTANTS = [
     Mutant(
         name="generator_one_hidden_layer",
         function="build_generator",
+        public_check_catches=True,
         diagnosis="the generator has one hidden layer; the contract asks for two",
         old="""        nn.Linear(noise_dim, hidden_dim), nn.LeakyReLU(0.2),
         nn.Linear(hidden_dim, hidden_dim), nn.LeakyReLU(0.2),""",
@@ -217,6 +234,7 @@ MUTANTS = [
     Mutant(
         name="discriminator_sigmoid_output",
         function="build_discriminator",
+        public_check_catches=True,
         diagnosis="the discriminator ends with a sigmoid and returns probabilities; it should "
                   "return logits, since the losses apply the sigmoid themselves",
         old="nn.Linear(hidden_dim, 1),",
@@ -253,6 +271,7 @@ MUTANTS = [
     Mutant(
         name="step_g_zero_grad_after_backward",
         function="gan_step",
+        public_check_catches=True,
         diagnosis="opt_G.zero_grad() comes after g_loss.backward(): it erases the gradients "
                   "just computed, so the generator never moves",
         old="    opt_G.zero_grad()\n    g_loss.backward()\n",
@@ -261,6 +280,7 @@ MUTANTS = [
     Mutant(
         name="step_g_output_detached",
         function="gan_step",
+        public_check_catches=True,
         diagnosis="the generator's samples are detached in the generator's step as well: no "
                   "gradient reaches G, so it never learns; detach only for the "
                   "discriminator's step",
@@ -270,6 +290,7 @@ MUTANTS = [
     Mutant(
         name="step_g_trained_on_d_fakes",
         function="gan_step",
+        public_check_catches=True,
         diagnosis="the generator's loss reuses the discriminator step's fakes, which are "
                   "detached: no gradient reaches G, so it never learns; compute fresh fakes "
                   "G(z_g) for the generator's step",
@@ -279,6 +300,7 @@ MUTANTS = [
     Mutant(
         name="step_d_fakes_from_z_g",
         function="gan_step",
+        public_check_catches=True,
         diagnosis="the discriminator's fakes come from z_g instead of z_d",
         old="fake = G(z_d).detach()",
         new="fake = G(z_g).detach()",
@@ -286,6 +308,7 @@ MUTANTS = [
     Mutant(
         name="step_g_loss_steps_d",
         function="gan_step",
+        public_check_catches=True,
         diagnosis="after the generator's backward pass, opt_D is stepped instead of opt_G: the "
                   "discriminator moves along the generator's loss and the generator never "
                   "moves",
@@ -295,6 +318,7 @@ MUTANTS = [
     Mutant(
         name="step_g_loss_also_steps_d",
         function="gan_step",
+        public_check_catches=True,
         diagnosis="opt_D is stepped again after the generator's backward pass: the "
                   "discriminator also follows the generator's loss",
         old="    opt_G.step()",
@@ -372,6 +396,7 @@ MUTANTS = [
     Mutant(
         name="train_one_step_short",
         function="train_gan",
+        public_check_catches=True,
         diagnosis="train_gan runs one step fewer than steps",
         old="for _ in range(steps):",
         new="for _ in range(steps - 1):",
@@ -379,6 +404,7 @@ MUTANTS = [
     Mutant(
         name="train_noise_dim_fixed",
         function="train_gan",
+        public_check_catches=True,
         diagnosis="the noise always has 4 entries: use noise_dim",
         old="""        z_d = sample_noise(batch_size, noise_dim, generator)
         z_g = sample_noise(batch_size, noise_dim, generator)""",

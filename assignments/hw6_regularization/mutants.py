@@ -31,6 +31,7 @@ MUTANTS = [
     Mutant(
         name="dropout_not_scaled",
         function="dropout_forward",
+        public_check_catches=True,
         diagnosis="the kept activations are not divided by the keep probability 1 - p: inverted "
                   "dropout scales them in train mode, mask = (rng.random(x.shape) >= p) / (1 - p)",
         old="mask = (rng.random(x.shape) >= p) / (1 - p)",
@@ -39,6 +40,7 @@ MUTANTS = [
     Mutant(
         name="dropout_multiplied_by_keep_prob",
         function="dropout_forward",
+        public_check_catches=True,
         diagnosis="the kept activations are multiplied by 1 - p instead of divided by it",
         old="mask = (rng.random(x.shape) >= p) / (1 - p)",
         new="mask = (rng.random(x.shape) >= p) * (1 - p)",
@@ -46,6 +48,7 @@ MUTANTS = [
     Mutant(
         name="dropout_scaled_at_test_time",
         function="dropout_forward",
+        public_check_catches=True,
         diagnosis="test mode scales the output by 1 - p (the rule of dropout without inverted "
                   "scaling); with inverted dropout, test mode returns x unchanged",
         old="out = x.copy()",
@@ -54,6 +57,7 @@ MUTANTS = [
     Mutant(
         name="dropout_applied_in_test_mode",
         function="dropout_forward",
+        public_check_catches=True,
         diagnosis="dropout_forward drops entries in test mode too; at test time it is the "
                   "identity, out = x",
         old="        mask = None\n        out = x.copy()\n",
@@ -62,6 +66,7 @@ MUTANTS = [
     Mutant(
         name="dropout_one_mask_for_the_batch",
         function="dropout_forward",
+        public_check_catches=True,
         diagnosis="one mask is shared by every example of the batch (drawn with the shape of "
                   "one example): draw a mask entry for every entry of x, rng.random(x.shape)",
         old="mask = (rng.random(x.shape) >= p) / (1 - p)",
@@ -70,6 +75,7 @@ MUTANTS = [
     Mutant(
         name="dropout_p_is_keep_probability",
         function="dropout_forward",
+        public_check_catches=True,
         diagnosis="p is used as the probability of keeping an entry; it is the probability of "
                   "dropping it (keep where rng.random(x.shape) >= p, scale by 1 / (1 - p))",
         old="mask = (rng.random(x.shape) >= p) / (1 - p)",
@@ -78,6 +84,7 @@ MUTANTS = [
     Mutant(
         name="dropout_keeps_below_one_minus_p",
         function="dropout_forward",
+        public_check_catches=True,
         diagnosis="entries are kept where rng.random(x.shape) < 1 - p: the same probability, "
                   "but not the contract's mask, which keeps them where rng.random(x.shape) >= p",
         old="mask = (rng.random(x.shape) >= p) / (1 - p)",
@@ -86,6 +93,7 @@ MUTANTS = [
     Mutant(
         name="dropout_draws_from_np_random",
         function="dropout_forward",
+        public_check_catches=True,
         diagnosis="the mask is drawn from np.random instead of the rng argument, so generators "
                   "with the same seed do not give the same mask",
         old="mask = (rng.random(x.shape) >= p) / (1 - p)",
@@ -103,6 +111,7 @@ MUTANTS = [
     Mutant(
         name="dropout_backward_ignores_mask",
         function="dropout_backward",
+        public_check_catches=True,
         diagnosis="dropout_backward passes dout through unchanged in train mode: multiply it by "
                   "the cached mask",
         old="dx = dout * mask",
@@ -111,6 +120,7 @@ MUTANTS = [
     Mutant(
         name="dropout_backward_scales_twice",
         function="dropout_backward",
+        public_check_catches=True,
         diagnosis="dx is divided by 1 - p once more: the cached mask already holds the "
                   "1 / (1 - p) scaling, so dx = dout * mask",
         old="dx = dout * mask",
@@ -119,6 +129,7 @@ MUTANTS = [
     Mutant(
         name="dropout_backward_mask_in_test_mode",
         function="dropout_backward",
+        public_check_catches=True,
         diagnosis="in test mode dropout_backward multiplies by the mask, which is None there: "
                   "test mode is the identity, dx = dout",
         old="dx = dout.copy()",
@@ -128,6 +139,7 @@ MUTANTS = [
     Mutant(
         name="bn_unbiased_variance",
         function="batchnorm_forward",
+        public_check_catches=True,
         diagnosis="the batch variance is the unbiased one (divided by N - 1); batch "
                   "normalization uses the biased variance, divided by N",
         old="var = x.var(axis=0)",
@@ -136,6 +148,7 @@ MUTANTS = [
     Mutant(
         name="bn_momentum_on_the_wrong_side",
         function="batchnorm_forward",
+        public_check_catches=True,
         diagnosis="the running averages weigh the new batch statistics by momentum; momentum "
                   "weighs the old average: momentum * running_mean + (1 - momentum) * mean",
         old=BN_RUNNING,
@@ -145,6 +158,7 @@ MUTANTS = [
     Mutant(
         name="bn_running_stats_not_stored",
         function="batchnorm_forward",
+        public_check_catches=True,
         diagnosis="the updated running statistics are not stored in bn_param, so test mode "
                   "never sees them: write bn_param['running_mean'] and bn_param['running_var']",
         old=BN_RUNNING,
@@ -154,6 +168,7 @@ MUTANTS = [
     Mutant(
         name="bn_running_var_unbiased",
         function="batchnorm_forward",
+        public_check_catches=True,
         diagnosis="the running variance averages the unbiased batch variance (as torch does); "
                   "this homework averages the biased variance the layer normalises with",
         old="(1 - momentum) * var\n",
@@ -162,6 +177,7 @@ MUTANTS = [
     Mutant(
         name="bn_running_var_of_std",
         function="batchnorm_forward",
+        public_check_catches=True,
         diagnosis="the running variance averages the batch standard deviation instead of the "
                   "variance",
         old="(1 - momentum) * var\n",
@@ -170,6 +186,7 @@ MUTANTS = [
     Mutant(
         name="bn_test_mode_uses_batch_statistics",
         function="batchnorm_forward",
+        public_check_catches=True,
         diagnosis="test mode normalises with the statistics of the batch it is given; it uses "
                   "the running averages kept in bn_param",
         old="mean, var = running_mean, running_var",
@@ -186,6 +203,7 @@ MUTANTS = [
     Mutant(
         name="bn_statistics_over_features",
         function="batchnorm_forward",
+        public_check_catches=True,
         diagnosis="the statistics are computed over the features of each example (axis 1): "
                   "batch normalization normalises every feature over the batch (axis 0)",
         old="        mean = x.mean(axis=0)\n        var = x.var(axis=0)\n",
@@ -196,6 +214,7 @@ MUTANTS = [
     Mutant(
         name="bn_backward_no_mean_terms",
         function="batchnorm_backward",
+        public_check_catches=True,
         diagnosis="dx ignores that the batch mean and variance depend on x (dx = dout * gamma / "
                   "sqrt(var + eps)): subtract the mean of dxhat and xhat times the mean of "
                   "dxhat * xhat",
@@ -205,6 +224,7 @@ MUTANTS = [
     Mutant(
         name="bn_backward_no_variance_term",
         function="batchnorm_backward",
+        public_check_catches=True,
         diagnosis="dx has the term from the batch mean but not the one from the batch variance "
                   "(- xhat * mean(dxhat * xhat))",
         old=BN_DX,
@@ -213,6 +233,7 @@ MUTANTS = [
     Mutant(
         name="bn_backward_dgamma_without_xhat",
         function="batchnorm_backward",
+        public_check_catches=True,
         diagnosis="dgamma sums dout without multiplying it by xhat: dgamma = sum(dout * xhat) "
                   "over the batch",
         old="dgamma = (dout * xhat).sum(axis=0)",
@@ -221,6 +242,7 @@ MUTANTS = [
     Mutant(
         name="bn_backward_dbeta_mean",
         function="batchnorm_backward",
+        public_check_catches=True,
         diagnosis="dbeta is averaged over the batch instead of summed",
         old="dbeta = dout.sum(axis=0)",
         new="dbeta = dout.mean(axis=0)",
@@ -228,6 +250,7 @@ MUTANTS = [
     Mutant(
         name="bn_backward_no_gamma",
         function="batchnorm_backward",
+        public_check_catches=True,
         diagnosis="dx is missing the factor gamma: the gradient reaching xhat is dout * gamma",
         old="dxhat = dout * gamma",
         new="dxhat = dout",
@@ -235,6 +258,7 @@ MUTANTS = [
     Mutant(
         name="bn_backward_means_over_features",
         function="batchnorm_backward",
+        public_check_catches=True,
         diagnosis="the means in dx run over the features of each example (layer "
                   "normalization's formula); for batch normalization they run over the batch",
         old=BN_DX,
@@ -245,6 +269,7 @@ MUTANTS = [
     Mutant(
         name="ln_statistics_over_the_batch",
         function="layernorm_forward",
+        public_check_catches=True,
         diagnosis="the statistics are computed over the batch (axis 0), as batch normalization "
                   "does; layer normalization normalises each example over its features (axis 1)",
         old="    mean = x.mean(axis=1, keepdims=True)\n    var = x.var(axis=1, keepdims=True)\n",
@@ -253,6 +278,7 @@ MUTANTS = [
     Mutant(
         name="ln_unbiased_variance",
         function="layernorm_forward",
+        public_check_catches=True,
         diagnosis="the variance of each row is the unbiased one (divided by D - 1); layer "
                   "normalization divides by D",
         old="var = x.var(axis=1, keepdims=True)",
@@ -279,6 +305,7 @@ MUTANTS = [
     Mutant(
         name="ln_backward_means_over_the_batch",
         function="layernorm_backward",
+        public_check_catches=True,
         diagnosis="the means in dx run over the batch (batch normalization's formula); for "
                   "layer normalization they run over the features of each example (axis 1)",
         old=LN_DX,
@@ -288,6 +315,7 @@ MUTANTS = [
     Mutant(
         name="ln_backward_no_mean_terms",
         function="layernorm_backward",
+        public_check_catches=True,
         diagnosis="dx ignores that each row's mean and variance depend on x (dx = dout * gamma "
                   "/ sqrt(var + eps)): subtract the row means of dxhat and of dxhat * xhat "
                   "times xhat",
@@ -297,6 +325,7 @@ MUTANTS = [
     Mutant(
         name="ln_backward_dgamma_per_example",
         function="layernorm_backward",
+        public_check_catches=True,
         diagnosis="dgamma is summed over the features of each example; gamma is shared by the "
                   "whole batch, so sum dout * xhat over the batch (axis 0)",
         old="dgamma = (dout * xhat).sum(axis=0)",
@@ -306,6 +335,7 @@ MUTANTS = [
     Mutant(
         name="ln_backward_dbeta_per_example",
         function="layernorm_backward",
+        public_check_catches=True,
         diagnosis="dbeta is summed over the features of each example; sum dout over the batch "
                   "(axis 0)",
         old="dbeta = dout.sum(axis=0)",
@@ -315,6 +345,7 @@ MUTANTS = [
     Mutant(
         name="ln_backward_no_gamma",
         function="layernorm_backward",
+        public_check_catches=True,
         diagnosis="dx is missing the factor gamma: the gradient reaching xhat is dout * gamma",
         old="dxhat = dout * gamma",
         new="dxhat = dout",
@@ -324,6 +355,7 @@ MUTANTS = [
     Mutant(
         name="smoothing_over_c_minus_1_classes",
         function="softmax_loss_smoothed",
+        public_check_catches=True,
         diagnosis="the smoothing is spread over the C - 1 wrong classes (1 - epsilon on the true "
                   "class); here every class, the true one included, gets epsilon / C",
         old=SMOOTH_TARGET,
@@ -333,6 +365,7 @@ MUTANTS = [
     Mutant(
         name="smoothing_true_class_share_missing",
         function="softmax_loss_smoothed",
+        public_check_catches=True,
         diagnosis="the true class gets 1 - epsilon instead of 1 - epsilon + epsilon / C (its "
                   "share of the smoothing is missing, and the targets do not sum to 1)",
         old="target[np.arange(N), y] += 1 - epsilon",
@@ -341,6 +374,7 @@ MUTANTS = [
     Mutant(
         name="smoothing_not_divided_by_c",
         function="softmax_loss_smoothed",
+        public_check_catches=True,
         diagnosis="every class gets epsilon instead of epsilon / C",
         old="target = np.full((N, C), epsilon / C)",
         new="target = np.full((N, C), epsilon)",
@@ -348,6 +382,7 @@ MUTANTS = [
     Mutant(
         name="smoothed_dx_hard_targets",
         function="softmax_loss_smoothed",
+        public_check_catches=True,
         diagnosis="dx uses the one-hot target; the gradient of the smoothed loss is "
                   "(softmax - smoothed target) / N",
         old="dx = (np.exp(log_probs) - target) / N",
@@ -357,6 +392,7 @@ MUTANTS = [
     Mutant(
         name="smoothed_no_max_shift",
         function="softmax_loss_smoothed",
+        public_check_catches=True,
         diagnosis="softmax_loss_smoothed overflows for large logits: subtract each row's "
                   "maximum before exponentiating",
         old="shifted = x - x.max(axis=1, keepdims=True)",
@@ -365,6 +401,7 @@ MUTANTS = [
     Mutant(
         name="smoothed_log_of_probabilities",
         function="softmax_loss_smoothed",
+        public_check_catches=True,
         diagnosis="the loss is infinite for logits of +-1000: np.log of a probability that "
                   "underflowed to 0 is -inf, and with label smoothing every class counts; take "
                   "the log-softmax directly, shifted - log(sum(exp(shifted)))",
@@ -374,6 +411,7 @@ MUTANTS = [
     Mutant(
         name="smoothed_loss_sum_not_mean",
         function="softmax_loss_smoothed",
+        public_check_catches=True,
         diagnosis="the loss looks summed over the batch instead of averaged",
         old="loss = -(target * log_probs).sum() / N",
         new="loss = -(target * log_probs).sum()",
@@ -381,6 +419,7 @@ MUTANTS = [
     Mutant(
         name="smoothed_dx_not_divided_by_n",
         function="softmax_loss_smoothed",
+        public_check_catches=True,
         diagnosis="dx is N times too large: the loss is a mean over the batch, so its gradient "
                   "is divided by N",
         old="dx = (np.exp(log_probs) - target) / N",
@@ -390,6 +429,7 @@ MUTANTS = [
     Mutant(
         name="ridge_p_instead_of_odds",
         function="dropout_ridge_penalty",
+        public_check_catches=True,
         diagnosis="lam uses p instead of p / (1 - p): an inverted-dropout entry X_ij m_ij / "
                   "(1 - p) has variance p / (1 - p) X_ij^2",
         old=RIDGE,
@@ -398,6 +438,7 @@ MUTANTS = [
     Mutant(
         name="ridge_inverse_odds",
         function="dropout_ridge_penalty",
+        public_check_catches=True,
         diagnosis="lam uses (1 - p) / p instead of p / (1 - p) (the odds of dropping, p / "
                   "(1 - p), grow with p)",
         old=RIDGE,
@@ -406,6 +447,7 @@ MUTANTS = [
     Mutant(
         name="ridge_without_inverted_scaling",
         function="dropout_ridge_penalty",
+        public_check_catches=True,
         diagnosis="lam = p (1 - p) diag(X^T X) is the penalty of dropout without the 1 / (1 - p) "
                   "scaling; with inverted dropout it is p / (1 - p) diag(X^T X)",
         old=RIDGE,
@@ -414,6 +456,7 @@ MUTANTS = [
     Mutant(
         name="ridge_mean_over_examples",
         function="dropout_ridge_penalty",
+        public_check_catches=True,
         diagnosis="lam averages X_ij^2 over the examples; the objective sums the squared errors "
                   "(no 1/N), so lam sums them: diag(X^T X)",
         old=RIDGE,
@@ -422,6 +465,7 @@ MUTANTS = [
     Mutant(
         name="ridge_square_of_column_sums",
         function="dropout_ridge_penalty",
+        public_check_catches=True,
         diagnosis="lam squares the column sums of X; diag(X^T X) is the sum of the squares",
         old=RIDGE,
         new="lam = p / (1 - p) * X.sum(axis=0) ** 2",
@@ -430,6 +474,7 @@ MUTANTS = [
     Mutant(
         name="net_gamma_starts_at_zero",
         function="FullyConnectedNet",
+        public_check_catches=True,
         diagnosis="the gammas start at zero, which blocks every signal and gradient; they start "
                   "at one (and the betas at zero)",
         old='self.params[f"gamma{i}"] = np.ones(dims[i])',
@@ -438,6 +483,7 @@ MUTANTS = [
     Mutant(
         name="net_normalizes_the_output_layer",
         function="FullyConnectedNet",
+        public_check_catches=True,
         diagnosis="the last (output) layer gets a gamma and a beta too; only the hidden layers "
                   "are normalised",
         old="if normalization is not None and i < self.num_layers:",
@@ -446,6 +492,7 @@ MUTANTS = [
     Mutant(
         name="net_normalization_after_relu",
         function="FullyConnectedNet",
+        public_check_catches=True,
         diagnosis="the normalization layer comes after the ReLU; it goes between the affine "
                   "layer and the ReLU",
         old=NET_FORWARD_LAYER,
@@ -474,6 +521,7 @@ MUTANTS = [
     Mutant(
         name="net_dropout_always_train",
         function="FullyConnectedNet",
+        public_check_catches=True,
         diagnosis="dropout runs in train mode even when loss(X) computes test-mode scores",
         old="dropout_forward(h, self.dropout, mode, self.dropout_rng)",
         new='dropout_forward(h, self.dropout, "train", self.dropout_rng)',
@@ -500,6 +548,7 @@ MUTANTS = [
     Mutant(
         name="net_backward_around_batchnorm",
         function="FullyConnectedNet",
+        public_check_catches=True,
         diagnosis="the gradient goes around the batchnorm layers: dx of batchnorm_backward is "
                   "not passed on to the affine layer below",
         old='dh, grads[f"gamma{i}"], grads[f"beta{i}"] = batchnorm_backward(dh, norm_cache)',
@@ -508,6 +557,7 @@ MUTANTS = [
     Mutant(
         name="net_layernorm_with_batchnorm_backward",
         function="FullyConnectedNet",
+        public_check_catches=True,
         diagnosis="the layernorm layers are backpropagated with batchnorm_backward",
         old='dh, grads[f"gamma{i}"], grads[f"beta{i}"] = layernorm_backward(dh, norm_cache)',
         new='dh, grads[f"gamma{i}"], grads[f"beta{i}"] = batchnorm_backward(dh, norm_cache)',

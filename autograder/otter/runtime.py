@@ -115,7 +115,7 @@ def shown_output(reply) -> tuple[str, str]:
             raise ValueError("malformed reply")
         return reply["printed"] + display_text(value[()]), kind
     if kind == "plain":
-        from ..session import StudentObject
+        from ..proxies import StudentObject
 
         value = _from_wire(reply.get("value"))
         if _contains(value, StudentObject):
@@ -183,7 +183,7 @@ _MISSING = object()
 
 def _fetch(student, name: str, missing=None):
     """A notebook value by name; otter passes None for a name the notebook does not define."""
-    from ..session import StudentCodeError
+    from ..student_errors import StudentCodeError
 
     try:
         value = student.value(name)
@@ -201,7 +201,7 @@ def _fetch(student, name: str, missing=None):
 
 
 def _wrap(value):
-    from ..session import StudentObject
+    from ..proxies import StudentObject
 
     if isinstance(value, StudentObject):
         return StudentProxy(value)
@@ -253,7 +253,7 @@ class StudentProxy:
         return _wrap(getattr(object.__getattribute__(self, "_obj"), name))
 
     def __call__(self, *args, **kwargs):
-        from ..session import StudentCodeError
+        from ..student_errors import StudentCodeError
 
         obj = object.__getattribute__(self, "_obj")
         try:
@@ -262,7 +262,7 @@ class StudentProxy:
             raise _as_builtin(exc) from None
 
     def _dunder(self, name, *args):
-        from ..session import StudentCodeError
+        from ..student_errors import StudentCodeError
 
         obj = object.__getattribute__(self, "_obj")
         obj._check_alive(f"{obj._label}.{name}")
@@ -306,7 +306,7 @@ def _failure_line(exc: BaseException, function: Callable) -> str:
 
 def run_function_case(student, case: FunctionCase) -> str | None:
     from ..plugin import describe_exception
-    from ..session import StudentCodeError, StudentCrash, StudentTimeout
+    from ..student_errors import StudentCodeError, StudentCrash, StudentTimeout
 
     try:
         kwargs = {p: (StudentEnv(student) if p == "env" else _fetch(student, p))
@@ -331,7 +331,7 @@ def run_doctest_case(student, case: DoctestCase, modules=None) -> str | None:
     neither ``np.allclose`` nor the comparison, and the case's source, hidden or not, never
     reaches the worker: only the arguments of the calls it makes do."""
     from ..plugin import describe_exception
-    from ..session import StudentCodeError, StudentCrash, StudentTimeout
+    from ..student_errors import StudentCodeError, StudentCrash, StudentTimeout
     from ..worker import run_cell
 
     printed: list[str] = []
