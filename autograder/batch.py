@@ -39,6 +39,7 @@ from pathlib import Path
 from .confinement import place_canary, preflight
 from .graders import MAX_SERVED, OneShot, WarmGrader, one_command, serve_command
 from .grades_table import _Change, _people, write_diff_csv, write_grades_csv
+from .results import read_results, write_results
 from .student_state import (OPERATOR_NOTES, PREVIOUS, _error_results, _grade_of, _read_json,
                             _reason, _write_json, assignment_fingerprint, is_done, make_private,
                             previous_grade, write_page)
@@ -149,7 +150,7 @@ class BatchBooks:
             if sub.notebook is None:
                 # Nothing to run: the student's 0 and the reason, written at once.
                 results = _error_results(sub.problem)
-                _write_json(student_dir / "results.json", results)
+                write_results(results, student_dir / "results.json")
                 write_page(student_dir, results, {}, self.title, subtitle)
                 _write_json(student_dir / "status.json",
                             {"state": "done", "sha256": "",
@@ -185,20 +186,20 @@ class BatchBooks:
         """The grading's outcome into status.json (written last) and the summary: done, or a
         grader error (the run failed: ``failure``, ran out of time, or left no valid result)
         retried by the next run; returns the progress line."""
-        state = "done" if code == 0 and isinstance(results, dict) else "grader_error"
+        state = "done" if code == 0 and results is not None else "grader_error"
         message = failure
         if message:
             pass
         elif timed_out:
             message = (f"grading did not finish within {self.limit:g} s and was stopped; it "
                        "will be retried when the batch runs again")
-        elif not isinstance(results, dict) or code not in (0, 3):
+        elif results is None or code not in (0, 3):
             message = (f"the grading process ended with exit code {code} (see "
                        f"{student_dir / 'log.txt'}); it will be retried when the batch runs "
                        "again")
         if message:
             results = _error_results(message, grader=True)
-            _write_json(student_dir / "results.json", results)
+            write_results(results, student_dir / "results.json")
         _write_json(student_dir / "status.json",
                     {"state": state, "sha256": digest,
                      "assignment_fingerprint": self.fingerprint,
@@ -211,7 +212,7 @@ class BatchBooks:
             (student_dir / PREVIOUS).unlink(missing_ok=True)
             self._compare(sub, previous, digest, results)
             self.summary.graded += 1
-            return f"{name}: {float(results.get('score', 0)):g}"
+            return f"{name}: {results.score:g}"
         self.summary.grader_errors += 1  # previous.json stays: the retry compares with it
         return f"{name}: grader error"
 
@@ -307,7 +308,7 @@ def run_batch(source: Path, assignment_name: str, out: Path, *, jobs: int = 1,
         else:
             job.grader.stop()
         return books.record(job.sub, job.dir, job.digest, job.previous, code=code,
-                            results=_read_json(job.dir / "results.json"), timed_out=timed_out,
+                            results=read_results(job.dir / "results.json"), timed_out=timed_out,
                             seconds=round(time.monotonic() - job.start, 3),
                             notes=_read_json(job.dir / OPERATOR_NOTES),
                             where={"grader_pid": job.grader.proc.pid})

@@ -32,7 +32,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from .results import Results, grader_error_results, is_grader_error, write_results
+from .results import Results, grader_error_results, write_results
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DOCKER_DIR = PROJECT_ROOT / "docker"
@@ -459,7 +459,7 @@ def main(argv=None) -> int:
                               device=args.device, timeout_s=args.timeout)
     results = Results.model_validate_json(path.read_bytes())
     print(f"{results.score:g} / {results.max_score:g} points; results in {path}")
-    return 3 if is_grader_error(results.model_dump()) else 0
+    return 3 if results.grader_error else 0
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ import math
 
 import numpy as np
 
-from .results import maximum
+from .results import Results
 from .textsafe import escape_control
 
 MAX_POINTS = 2000  # per series; longer ones are thinned evenly (a page, not a data dump)
@@ -137,50 +137,46 @@ pre { background: #f6f8fa; padding: 0.6rem; overflow-x: auto; white-space: pre-w
 """
 
 
-def render_page(results: dict, figures: dict | None = None, *, title: str,
+def render_page(results: Results, figures: dict | None = None, *, title: str,
                 subtitle: str = "", include_hidden: bool = False) -> str:
     """One self-contained HTML page: total, per-test outcome and message, plots.
 
-    ``results`` is a Gradescope results.json as a dict; ``figures`` maps a test's number to
-    its plots. Tests marked ``hidden`` are counted but not described unless asked.
+    ``figures`` maps a test's number to its plots. Tests marked ``hidden`` are counted but not
+    described unless asked.
     """
     figures = figures or {}
-    tests = results.get("tests", [])
-    shown = [t for t in tests if include_hidden or t.get("visibility") != "hidden"]
+    tests = results.tests
+    shown = [t for t in tests if include_hidden or t.visibility != "hidden"]
     hidden = [t for t in tests if t not in shown]
-    max_score = maximum(results)
+    max_score = results.max_score
     out = [f"<!doctype html><html><head><meta charset='utf-8'><title>{_text(title)}"
            f"</title><style>{STYLE}</style></head><body>",
            f"<h1>{_text(title)}</h1>"]
     if subtitle:
         out.append(f"<p class='note'>{_text(subtitle)}</p>")
-    out.append(f"<p class='total'>Score: {float(results.get('score', 0)):g} / {max_score:g}</p>")
-    if results.get("output"):
-        out.append(f"<pre>{_text(results['output'])}</pre>")
+    out.append(f"<p class='total'>Score: {results.score:g} / {max_score:g}</p>")
+    if results.output:
+        out.append(f"<pre>{_text(results.output)}</pre>")
     if shown:
         out.append("<table><tr><th>#</th><th>test</th><th>points</th></tr>")
         for t in shown:
-            status = "passed" if t.get("status") == "passed" else "failed"
-            out.append(f"<tr><td>{_text(str(t.get('number', '')))}</td>"
-                       f"<td><a href='#t{_text(str(t.get('number', '')))}'>"
-                       f"{_text(t.get('name', ''))}</a></td><td class='pts {status}'>"
-                       f"{float(t.get('score', 0)):g} / {float(t.get('max_score', 0)):g}</td></tr>")
+            out.append(f"<tr><td>{_text(t.number)}</td>"
+                       f"<td><a href='#t{_text(t.number)}'>"
+                       f"{_text(t.name)}</a></td><td class='pts {t.status}'>"
+                       f"{t.score:g} / {t.max_score:g}</td></tr>")
         out.append("</table>")
     for t in shown:
-        status = "passed" if t.get("status") == "passed" else "failed"
-        number = str(t.get("number", ""))
-        out.append(f"<section class='{status}' id='t{_text(number)}'>"
-                   f"<h3>{_text(number)}. {_text(t.get('name', ''))} "
-                   f"<span class='{status}'>{float(t.get('score', 0)):g} / "
-                   f"{float(t.get('max_score', 0)):g}</span></h3>")
-        if t.get("output"):
-            out.append(f"<pre>{_text(t['output'])}</pre>")
-        if number in figures:
-            out.append(_figures_html(figures[number]))
+        out.append(f"<section class='{t.status}' id='t{_text(t.number)}'>"
+                   f"<h3>{_text(t.number)}. {_text(t.name)} "
+                   f"<span class='{t.status}'>{t.score:g} / {t.max_score:g}</span></h3>")
+        if t.output:
+            out.append(f"<pre>{_text(t.output)}</pre>")
+        if t.number in figures:
+            out.append(_figures_html(figures[t.number]))
         out.append("</section>")
     if hidden:
-        earned = sum(float(t.get("score", 0)) for t in hidden)
-        possible = sum(float(t.get("max_score", 0)) for t in hidden)
+        earned = sum(t.score for t in hidden)
+        possible = sum(t.max_score for t in hidden)
         out.append(f"<p class='note'>{len(hidden)} hidden test(s): {earned:g} / {possible:g} "
                    "points (not described here).</p>")
     out.append("</body></html>")

@@ -20,7 +20,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .results import is_grader_error
+from .results import Results, read_results
 from .student_state import OPERATOR_NOTES, _read_json, _write_json, write_page
 from .submissions import Submission
 from .textsafe import escape_control
@@ -55,9 +55,11 @@ def grade_one(args) -> int:
                                    timeout_s=max(args.limit - 30, 30)))
     if path.resolve() != (out / "results.json").resolve():
         shutil.copyfile(path, out / "results.json")
-    results = json.loads((out / "results.json").read_text())
+    results = read_results(out / "results.json")
+    if results is None:  # grade_in_container always writes a valid one
+        return 1
     _page(out, results, _read_json(out / "figures.json") or {}, args.title, args.subtitle)
-    return 3 if is_grader_error(results) else 0
+    return 3 if results.grader_error else 0
 
 
 def grade_here(assignment, notebook: Path, out: Path, *, device: str, confidential: list[Path],
@@ -84,11 +86,11 @@ def grade_here(assignment, notebook: Path, out: Path, *, device: str, confidenti
     pairs = zip(run.results.tests, run.outcomes, strict=False)  # same order, by to_results
     figures = {t.number: recorded[o.nodeid] for t, o in pairs if o.nodeid in recorded}
     _write_json(out / "figures.json", figures)
-    _page(out, json.loads(run.results.model_dump_json()), figures, title, subtitle)
+    _page(out, run.results, figures, title, subtitle)
     return 3 if run.grader_error else 0
 
 
-def _page(out: Path, results: dict, figures: dict, title: str, subtitle: str) -> None:
+def _page(out: Path, results: Results, figures: dict, title: str, subtitle: str) -> None:
     try:
         write_page(out, results, figures, title, subtitle)
     except Exception as exc:  # noqa: BLE001 - the grade stands without its page

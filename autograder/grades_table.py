@@ -8,7 +8,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .results import maximum
+from .results import read_results
 from .student_state import _read_json
 from .submissions import Submission
 from .textsafe import csv_cell, escape_control
@@ -60,18 +60,18 @@ def write_grades_csv(out: Path, subs: list[Submission]) -> Path:
     for sub in subs:
         student_dir = out / "students" / sub.id
         status = _read_json(student_dir / "status.json") or {}
-        results = _read_json(student_dir / "results.json") if status else None
+        results = read_results(student_dir / "results.json") if status else None
         by_name: dict[str, float] = {}
-        for test in (results or {}).get("tests", []):
-            key, n = test["name"], 1
+        for test in results.tests if results is not None else []:
+            key, n = test.name, 1
             while key in by_name:  # two tests with one name: keep both columns
                 n += 1
-                key = f"{test['name']} ({n})"
-            by_name[key] = float(test["score"])
+                key = f"{test.name} ({n})"
+            by_name[key] = test.score
             if key not in columns:
                 columns.append(key)
-        if results and results.get("tests"):
-            suite_max = max(suite_max, maximum(results))
+        if results is not None and results.tests:
+            suite_max = max(suite_max, results.max_score)
         loaded.append((sub, status, results, by_name))
     rows = [["submission", "name", "email", "sid", "notebook", *map(_cell, columns), "total",
              "max_score", "status"]]
@@ -80,7 +80,7 @@ def write_grades_csv(out: Path, subs: list[Submission]) -> Path:
         if state == "done":
             label = "graded" if sub.notebook is not None else sub.problem_kind
             scores = [_fmt(by_name.get(c, 0.0)) for c in columns]
-            total = _fmt(results.get("score", 0.0))
+            total = _fmt(results.score if results is not None else 0.0)
         else:
             label = "grader error" if state == "grader_error" else "not graded"
             scores = [_fmt(by_name[c]) if c in by_name else "" for c in columns]

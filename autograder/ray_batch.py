@@ -50,6 +50,7 @@ from types import SimpleNamespace
 from .batch import BatchBooks, BatchSummary, _console_text, progress_columns
 from .graders import MAX_SERVED, OneShot, WarmGrader, one_command, serve_command
 from .confinement import place_canary, preflight
+from .results import read_results
 from .student_state import OPERATOR_NOTES, assignment_fingerprint
 from .submissions import BatchError, Submission
 
@@ -475,10 +476,9 @@ def run_ray_batch(source: Path, assignment_name: str, out: Path, *, address: str
                 tmp = student_dir / f".{name}.tmp"
                 tmp.write_bytes(files[name])
                 os.replace(tmp, student_dir / name)
-        try:
-            results = json.loads(files["results.json"]) if files.get("results.json") else None
-        except ValueError:
-            results = None
+        # What the node wrote, as the model (None if it wrote nothing valid); stale ones
+        # were removed before grading.
+        results = read_results(student_dir / "results.json")
         try:
             notes = json.loads(files.get(OPERATOR_NOTES) or b"null")
         except ValueError:

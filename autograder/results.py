@@ -11,7 +11,7 @@ import tempfile
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .textsafe import escape_control
 
@@ -57,16 +57,28 @@ class Results(BaseModel):
 
     @property
     def max_score(self) -> float:
-        return maximum(self.model_dump())
+        """The most this submission can score: the assignment's ``points_possible`` where the
+        total is scaled to it (as otter does), else the sum of the tests' maxima."""
+        scaled = self.extra_data.get("points_possible")
+        if isinstance(scaled, (int, float)) and not isinstance(scaled, bool):
+            return float(scaled)
+        return sum(t.max_score for t in self.tests)
+
+    @property
+    def grader_error(self) -> bool:
+        """The grader, not the submission, failed (``grader_error_results``). The text is the
+        fallback for the one writer that cannot set extra_data: run_autograder's shell when
+        Python cannot start."""
+        return self.extra_data.get("grader_error") is True or self.output.startswith(GRADER_ERROR)
 
 
-def maximum(results: dict) -> float:
-    """The most a results.json can score: the assignment's ``points_possible`` where the total
-    is scaled to it (as otter does), else the sum of the tests' maxima."""
-    scaled = (results.get("extra_data") or {}).get("points_possible")
-    if isinstance(scaled, (int, float)) and not isinstance(scaled, bool):
-        return float(scaled)
-    return sum(float(t["max_score"]) for t in results.get("tests", []))
+def read_results(path: Path) -> Results | None:
+    """A results.json as the model; None where there is none, or it is not a valid one (a
+    grading process that died half way, a file written by something else)."""
+    try:
+        return Results.model_validate_json(Path(path).read_bytes())
+    except (OSError, ValueError, ValidationError):
+        return None
 
 
 def scaled_total(score: float, possible: float, points_possible: float | None) -> float:
@@ -110,10 +122,3 @@ def grader_error_results(detail: str, execution_time: float = 0.0) -> Results:
     return results
 
 
-def is_grader_error(results: dict) -> bool:
-    """Whether a results.json (as a dict) is a grader error. The text is the fallback for the
-    one writer that cannot set extra_data: run_autograder's shell when Python cannot start."""
-    extra = results.get("extra_data")
-    if isinstance(extra, dict) and extra.get("grader_error") is True:
-        return True
-    return str(results.get("output", "")).startswith(GRADER_ERROR)

@@ -11,7 +11,7 @@ import tempfile
 from pathlib import Path
 
 from .assignment import WORKER_OBJECTS_FILE, AssignmentError
-from .results import maximum
+from .results import Results, error_results, grader_error_results, read_results
 from .submissions import BatchError
 
 
@@ -109,17 +109,12 @@ def is_done(student_dir: Path, digest: str, fingerprint: str) -> bool:
     return (isinstance(status, dict) and status.get("state") == "done"
             and status.get("sha256") == digest
             and status.get("assignment_fingerprint") == fingerprint
-            and isinstance(_read_json(student_dir / "results.json"), dict))
+            and read_results(student_dir / "results.json") is not None)
 
 
-def _grade_of(results) -> tuple[float, float] | None:
-    """(total, maximum) of a results.json, or None when it holds no usable grade."""
-    if not isinstance(results, dict):
-        return None
-    try:
-        return float(results.get("score", 0.0)), maximum(results)
-    except (TypeError, ValueError, KeyError):
-        return None
+def _grade_of(results: Results | None) -> tuple[float, float] | None:
+    """(total, maximum) of a results.json, or None when there is none."""
+    return None if results is None else (results.score, results.max_score)
 
 
 def previous_grade(student_dir: Path) -> dict | None:
@@ -128,7 +123,7 @@ def previous_grade(student_dir: Path) -> dict | None:
     regrading left ``previous.json``, which still holds the grade from before."""
     status = _read_json(student_dir / "status.json")
     if isinstance(status, dict) and status.get("state") == "done":
-        grade = _grade_of(_read_json(student_dir / "results.json"))
+        grade = _grade_of(read_results(student_dir / "results.json"))
         if grade is None:
             return None
         return {"score": grade[0], "max_score": grade[1], "sha256": status.get("sha256"),
@@ -151,16 +146,13 @@ def _reason(previous: dict, digest: str, fingerprint: str, forced: bool) -> str:
     return previous.get("reason", "forced")  # as the interrupted run that took it had it
 
 
-def _error_results(message: str, grader: bool = False) -> dict:
-    """A results.json (as a dict) for a submission not graded: the student's problem, or with
-    ``grader`` the grader's (retried by the next run)."""
-    from .results import error_results, grader_error_results
-
-    made = grader_error_results(message) if grader else error_results(message)
-    return json.loads(made.model_dump_json())
+def _error_results(message: str, grader: bool = False) -> Results:
+    """The results of a submission not graded: the student's problem, or with ``grader`` the
+    grader's (retried by the next run)."""
+    return grader_error_results(message) if grader else error_results(message)
 
 
-def write_page(student_dir: Path, results: dict, figures: dict, title: str,
+def write_page(student_dir: Path, results: Results, figures: dict, title: str,
                subtitle: str) -> None:
     from .feedback import render_page
 

@@ -22,6 +22,7 @@ from conftest import make_notebook
 from autograder.batch import run_batch
 from autograder.submissions import BatchError, safe_extract
 from autograder.feedback import Figures, render_page
+from autograder.results import Results
 
 TOML = """\
 title = "Tiny"
@@ -315,11 +316,12 @@ def test_feedback_page():
     plots = figures.to_json()
     assert len(plots["loss"]["series"][1]["y"]) <= 2000 and plots["loss"]["series"][0]["y"][2] \
         is None
-    results = {"score": 1, "output": "general <note>", "tests": [
+    results = Results.model_validate({"score": 1, "execution_time": 0.1,
+                                      "output": "general <note>", "tests": [
         {"name": "first", "number": "1", "score": 1, "max_score": 2, "status": "failed",
          "output": "expected <script>alert(1)</script>", "visibility": "visible"},
         {"name": "secret", "number": "2", "score": 0, "max_score": 3, "status": "failed",
-         "output": "hidden detail", "visibility": "hidden"}]}
+         "output": "hidden detail", "visibility": "hidden"}]})
     page = render_page(results, {"1": plots}, title="hw & co", subtitle="Ada")
     assert "<script>" not in page and "&lt;script&gt;" in page
     assert page.count("data:image/png;base64,") == 1
@@ -352,3 +354,28 @@ def test_warm_graders_grade_in_turn_and_one_past_the_limit_costs_only_itself(tin
     for name in ("a_first", "b_second", "d_after", "good"):
         assert json.loads((out / "students" / name / "results.json").read_text())["score"] == 5
     assert not _graders_of(out), "graders outlived their batch"
+
+
+def test_results_are_read_only_through_the_model(tmp_path):
+    """The batch reads results.json as a Results (read_results): none, or an invalid one (a
+    grader that died half way), is None; a grader error is a typed property, with the shell
+    runner's text as its fallback; points_possible sets the maximum."""
+    from autograder.results import (TestResult, error_results, grader_error_results,
+                                    read_results, write_results)
+
+    path = tmp_path / "results.json"
+    assert read_results(path) is None
+    path.write_text('{"score": 1, "tests": [')
+    assert read_results(path) is None
+    path.write_text('{"score": "lots", "execution_time": 0}')
+    assert read_results(path) is None
+    made = error_results("no notebook", tests=[TestResult(
+        name="t", number="1", score=1, max_score=4, status="failed")])
+    made.extra_data = {"points_possible": 10}
+    write_results(made, path)
+    back = read_results(path)
+    assert back == made and back.max_score == 10 and not back.grader_error
+    write_results(grader_error_results("worker failed"), path)
+    assert read_results(path).grader_error
+    path.write_text('{"score": 0, "execution_time": 0, "output": "GRADER ERROR: no python"}')
+    assert read_results(path).grader_error  # run_autograder's shell, when Python cannot start
