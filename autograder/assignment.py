@@ -224,6 +224,7 @@ def load_reference(master: Path, module_name: str, nb=None, mode: str = "definit
     ``definitions`` keeps what definitions need, as for students; ``all`` runs every cell in
     order. A cell that fails raises MasterLoadError naming the cell."""
     from .definitions import plan_definitions
+    from .public import checks_off
 
     nb = nb if nb is not None else nbformat.read(master, as_version=4)
     module = types.ModuleType(module_name)
@@ -239,7 +240,8 @@ def load_reference(master: Path, module_name: str, nb=None, mode: str = "definit
             else:
                 compiled = definitions_only(code, filename, set(plan.get(number, [])))
             module.__dlgrade_code__.append(compiled)
-            exec(compiled, module.__dict__)
+            with checks_off():
+                exec(compiled, module.__dict__)
         except Exception as exc:  # noqa: BLE001 - any failure of the master is reported
             line = next((f.lineno for f in reversed(traceback.extract_tb(exc.__traceback__))
                          if f.filename == filename), None)
@@ -259,8 +261,11 @@ def with_parts(reference: types.ModuleType, **parts) -> types.ModuleType:
         raise ValueError("with_parts needs a module made by load_reference")
     copy = types.ModuleType(f"{reference.__name__}_with_parts")
     copy.__file__ = reference.__file__
-    for compiled in code:
-        exec(compiled, copy.__dict__)
+    from .public import checks_off
+
+    with checks_off():
+        for compiled in code:
+            exec(compiled, copy.__dict__)
     for name, part in parts.items():
         setattr(copy, name, part)  # the copy's functions look their globals up at call time
     return copy

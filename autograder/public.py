@@ -5,14 +5,33 @@ Each assignment registers its checks in ``assignments/<name>/public_checks.py``.
 """
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import types
+from contextvars import ContextVar
 from typing import Callable
 
 from .assignment import ASSIGNMENTS_DIR
 from .checks import CheckFailure
 
 Registry = dict[str, list[Callable]]
+
+# Set while the grader runs the master in-process: its check() cells are the author's demo
+# (`make test` runs them), not part of grading; off, they run nothing and print nothing.
+_CHECKS_OFF: ContextVar[bool] = ContextVar("dlgrade_checks_off", default=False)
+
+
+@contextlib.contextmanager
+def checks_off():
+    token = _CHECKS_OFF.set(True)
+    try:
+        yield
+    finally:
+        _CHECKS_OFF.reset(token)
+
+
+def checks_are_off() -> bool:
+    return _CHECKS_OFF.get()
 
 
 def public_check(name: str):

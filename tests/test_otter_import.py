@@ -751,3 +751,23 @@ def test_a_seed_without_its_variable_seeds_nothing_as_in_otter():
     conv = convert(nb, "unseeded")
     assert conv.cell_prefix == ""
     assert [n.converted for n in conv.notes if "seed without a `variable`" in n.what] == [False]
+
+
+def test_the_grader_runs_no_public_check_of_the_master(tmp_path, capsys):
+    """A master loaded in-process in mode "all" (otter's) runs its check() cells as nothing:
+    they are the author's demo, and printed "q1: 1 of 1 public checks failed" into every
+    grading's log (the grader does not seed the master as otter does)."""
+    from conftest import make_notebook
+
+    from autograder.assignment import load_reference, with_parts
+
+    master = tmp_path / "master.ipynb"
+    nbformat.write(make_notebook("from autograder import check", "def f():\n    return 1",
+                                 "ran = check('f', 'nothing_here')"), master)
+    module = load_reference(master, "dlgrade_master_checks_off", mode="all")
+    assert module.ran is None and module.f() == 1
+    with_parts(module, f=lambda: 2)
+    assert capsys.readouterr().out == ""
+    namespace = {}
+    exec("from autograder import check\nran = check('f', 'nothing_here')", namespace)
+    assert namespace["ran"] is False and "no public checks" in capsys.readouterr().out  # elsewhere
