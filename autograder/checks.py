@@ -72,6 +72,20 @@ def one_of(check, candidates) -> None:
 GATE_NOTE = "this property is checked only for a function that computes something"
 
 
+def trivial_reason(got: np.ndarray, want: np.ndarray, inputs: dict) -> str:
+    """How ``got`` is trivial where the reference's ``want`` is not ("" when it is not):
+    all zeros, one number everywhere, or one of ``inputs`` returned unchanged."""
+    if np.any(want) and not np.any(got):
+        return "zeros"
+    if want.size > 1 and np.any(want != want.flat[0]) and np.all(got == got.flat[0]):
+        return "the same number everywhere"
+    for name, value in inputs.items():
+        if (isinstance(value, np.ndarray) and value.shape == got.shape
+                and np.array_equal(got, value) and not np.array_equal(want, value)):
+            return f"its input {name!r} unchanged"
+    return ""
+
+
 def require_nontrivial_gradient(analytic, numeric, reference_grad, what: str, forward: str,
                                 wrt: str) -> None:
     """The gate of a numerical-gradient self-consistency test: where the reference's gradient

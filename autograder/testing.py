@@ -8,7 +8,7 @@ from .checks import (GATE_NOTE, CheckFailure, UpstreamFailure, assert_close, ass
                      assert_params_gradients, check_initial_params, describe_inputs,
                      expect_array, expect_scalar, expect_tuple, gradient_tolerance, norm_error,
                      numeric_gradient, numeric_vjp, one_of, rel_error,
-                     require_nontrivial_gradient, type_name)
+                     require_nontrivial_gradient, trivial_reason, type_name)
 from .composite import comparable, own_parts, without_null_parts
 from .data import disguise, load_digits_split
 from .diagnose import dicts_close
@@ -24,6 +24,7 @@ __all__ = [
     "check_initial_params", "describe_inputs", "expect_array", "expect_scalar", "expect_tensor",
     "expect_tuple", "gradient_tolerance", "norm_error", "numeric_gradient", "numeric_vjp",
     "one_of", "rel_error", "type_name", "dicts_close", "GATE_NOTE", "require_nontrivial_gradient",
+    "trivial_reason",
     # composites judged on the student's own parts
     "comparable", "own_parts", "without_null_parts",
     # data the grader controls

@@ -36,3 +36,14 @@ def test_non_finite_values_say_where_they_come_from():
         expect_array(np.array([np.nan, 1.0]), "dx")
     with pytest.raises(CheckFailure, match="expected a finite number.*overflow"):
         expect_scalar(float("inf"), "loss")
+
+
+def test_trivial_reason_names_zeros_a_constant_or_an_input_returned():
+    from autograder.checks import trivial_reason
+
+    want, x = np.array([[1.0, -2.0], [0.5, 3.0]]), np.arange(4.0).reshape(2, 2)
+    assert trivial_reason(np.zeros((2, 2)), want, {"x": x}) == "zeros"
+    assert trivial_reason(np.full((2, 2), 7.0), want, {"x": x}) == "the same number everywhere"
+    assert trivial_reason(x.copy(), want, {"x": x}) == "its input 'x' unchanged"
+    assert trivial_reason(want * (1 + 1e-9), want, {"x": x}) == ""
+    assert trivial_reason(np.zeros((2, 2)), np.zeros((2, 2)), {}) == ""  # the reference's too

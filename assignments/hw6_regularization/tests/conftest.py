@@ -13,7 +13,7 @@ from autograder.testing import (CheckFailure, GATE_NOTE, StudentCodeError, asser
                                 assert_gradient, assert_not_mutated, dicts_close, expect_array,
                                 expect_scalar, expect_tuple, gradient_tolerance, norm_error,
                                 numeric_vjp, one_of, own_parts, require_nontrivial_gradient,
-                                type_name, without_null_parts)
+                                trivial_reason, type_name, without_null_parts)
 
 # Entries of a float64 array a correct implementation may compute in another order: exact
 # zeros in theory (sums of dx, the bias gradient before batchnorm) are rounding noise in
@@ -47,19 +47,6 @@ def draw_seed(rng) -> int:
 
 
 # ---- nothing for nothing ------------------------------------------------------------------------
-
-def trivial_reason(got: np.ndarray, want: np.ndarray, inputs: dict) -> str:
-    """How ``got`` is trivial where the reference's ``want`` is not ("" when it is not)."""
-    if np.any(want) and not np.any(got):
-        return "zeros"
-    if want.size > 1 and np.any(want != want.flat[0]) and np.all(got == got.flat[0]):
-        return "the same number everywhere"
-    for name, value in inputs.items():
-        if (isinstance(value, np.ndarray) and value.shape == got.shape
-                and np.array_equal(got, value) and not np.array_equal(want, value)):
-            return f"its input {name!r} unchanged"
-    return ""
-
 
 def gate(what: str, label: str, got, want, inputs: dict) -> np.ndarray:
     """The gate of a property test: ``got`` (the student's ``label``) has the shape of the
