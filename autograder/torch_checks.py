@@ -5,7 +5,7 @@ import sys
 
 import numpy as np
 
-from .checks import CheckFailure, describe_inputs, expect_array, type_name
+from .checks import CheckFailure, describe_inputs, expect_array, expect_tuple, type_name
 from .values import TensorValue
 
 
@@ -35,3 +35,13 @@ def expect_tensor(value, what, *, shape, dtype=None, device=None, inputs=None,
         raise CheckFailure(f"{what}{where}: on device {value.device!r}, expected {device!r} "
                            "(keep results where the inputs are)", what=what, inputs=inputs)
     return array.astype(np.float64)
+
+
+def checked_grad_call(fn, what: str, *args, upstream=None):
+    """Run the student's ``fn(*args)`` on tensors and backpropagate in the worker (``upstream``:
+    the gradient of the output, None for a scalar): (output, one gradient per argument),
+    checked to be that pair."""
+    out, grads = expect_tuple(fn.grad_call(*args, upstream=upstream), 2, f"{what} (grad_call)")
+    if type(grads) is not list or len(grads) != len(args):
+        raise CheckFailure(f"{what}: malformed gradients")
+    return out, grads

@@ -20,16 +20,11 @@ def test_own_helpers(probes):
     assert probes.LABEL == {label!r}, probes.LABEL
 '''
 
-CONFTEST = '''import sys
-
-import pytest
+CONFTEST = '''from autograder.testing import probes_fixture
 
 LABEL = {label!r}
 
-
-@pytest.fixture(scope="session")
-def probes():
-    return sys.modules[__name__]
+probes = probes_fixture(__name__)
 '''
 
 

@@ -1,13 +1,11 @@
 """The helpers and probes of hw1_backprop's hidden tests (test_hw1_backprop.py): the tests reach
 them through the ``probes`` fixture below, since the grader imports test modules with
 ``--import-mode=importlib`` and a test module cannot import its conftest."""
-import sys
 
 import numpy as np
-import pytest
 
-from autograder.testing import (CheckFailure, GATE_NOTE, expect_array, expect_scalar,
-                                expect_tuple, own_parts, trivial_reason, type_name,
+from autograder.testing import (CheckFailure, GATE_NOTE, expect_array, expect_scalar, expect_tuple,
+                                own_parts, probes_fixture, trivial_reason, type_name,
                                 without_null_parts)
 
 
@@ -174,8 +172,4 @@ def train_net(impl, reference, digits, recipe=TRAIN):
     return float(np.mean(np.argmax(scores, axis=1) == y_test))
 
 
-@pytest.fixture(scope="session")
-def probes():
-    """This module's helpers, probes and constants, for the tests (a test module cannot import
-    its conftest): ``probes.random_weights(rng, ...)``."""
-    return sys.modules[__name__]
+probes = probes_fixture(__name__)

@@ -3,14 +3,12 @@ are described, the gates, the timing of the speed tests, the nets and the traini
 module cannot import its conftest, so the tests reach them through the ``probes`` fixture at the
 end.
 """
-import sys
 import time
 
 import numpy as np
-import pytest
 
 from autograder.testing import (CheckFailure, GATE_NOTE, describe_inputs, expect_array,
-                                expect_tuple, own_parts, without_null_parts)
+                                expect_tuple, own_parts, probes_fixture, without_null_parts)
 
 # ---- inputs ---------------------------------------------------------------------------------
 
@@ -250,8 +248,4 @@ def train_convnet(impl, digits, recipe=TRAIN):
     return float(np.mean(np.argmax(scores, axis=1) == y_test))
 
 
-@pytest.fixture(scope="session")
-def probes():
-    """This module's helpers, probes and constants, for the tests (a test module cannot import
-    its conftest): ``probes.random_weights(rng, ...)``."""
-    return sys.modules[__name__]
+probes = probes_fixture(__name__)

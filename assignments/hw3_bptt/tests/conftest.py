@@ -5,13 +5,12 @@ student's own parts, the gates against do-nothing functions, and the delayed-rec
 The test module gets them through the ``probes`` fixture below: run with
 ``--import-mode=importlib``, it cannot import this conftest.
 """
-import sys
 
 import numpy as np
-import pytest
 
 from autograder import testing
-from autograder.testing import CheckFailure, expect_array, expect_tuple, norm_error, numeric_vjp
+from autograder.testing import (CheckFailure, expect_array, expect_tuple, norm_error, numeric_vjp,
+                                probes_fixture)
 
 
 # ---- inputs and backward calls -------------------------------------------------------------------
@@ -338,8 +337,4 @@ def train_recall(impl, recipe=RECALL):
     return float(np.mean(predictions[mask_test] == y_test[mask_test]))
 
 
-@pytest.fixture(scope="session")
-def probes():
-    """This module's helpers, probes and constants, for the tests (a test module cannot import
-    its conftest): ``probes.random_weights(rng, ...)``."""
-    return sys.modules[__name__]
+probes = probes_fixture(__name__)

@@ -5,15 +5,14 @@ against trivial implementations, the grader's ELBO estimator and the train_vae p
 The test module gets them through the ``probes`` fixture below: run with
 ``--import-mode=importlib``, it cannot import this conftest.
 """
-import sys
 
 import numpy as np
-import pytest
 import torch
 
 from autograder.testing import (CheckFailure, StudentCodeError, StudentTimeout, UpstreamFailure,
                                 disguise, expect_scalar, expect_tensor, expect_tuple, own_parts,
-                                type_name)
+                                probes_fixture, type_name)
+from autograder.testing import checked_grad_call as grad_call
 
 
 # ---- tensors, autograd through the worker, the student's own parts -------------------------------
@@ -21,14 +20,6 @@ from autograder.testing import (CheckFailure, StudentCodeError, StudentTimeout, 
 def tensor(array, device, *, dtype=torch.float64, requires_grad=False):
     return torch.tensor(np.asarray(array), dtype=dtype, device=device,
                         requires_grad=requires_grad)
-
-
-def grad_call(fn, what, *args, upstream=None):
-    """Run ``fn(*args)`` and backpropagate in the worker: (output, one gradient per arg)."""
-    out, grads = expect_tuple(fn.grad_call(*args, upstream=upstream), 2, f"{what} (grad_call)")
-    if type(grads) is not list or len(grads) != len(args):
-        raise CheckFailure(f"{what}: malformed gradients")
-    return out, grads
 
 
 def expect_gradient(grad, of, what, *, shape, device, inputs=None) -> np.ndarray:
@@ -430,8 +421,4 @@ def train_and_measure(student, reference, digits, device, seed=0, fresh_worker=l
     return losses, value, input_blind_neg_elbo(X_train, X_test)
 
 
-@pytest.fixture(scope="session")
-def probes():
-    """This module's helpers, probes and constants, for the tests (a test module cannot import
-    its conftest): ``probes.random_weights(rng, ...)``."""
-    return sys.modules[__name__]
+probes = probes_fixture(__name__)

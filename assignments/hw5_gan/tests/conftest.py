@@ -3,16 +3,15 @@ through the ``probes`` fixture below, since the grader imports test modules with
 ``--import-mode=importlib`` and a test module cannot import its conftest."""
 import copy
 import math
-import sys
 from pathlib import Path
 
 import numpy as np
-import pytest
 import torch
 
 from autograder.testing import (CheckFailure, LocalFactory, StudentCodeError, StudentTimeout,
-                                TensorValue, UpstreamFailure, expect_tensor, expect_tuple,
-                                norm_error, one_of, type_name)
+                                TensorValue, UpstreamFailure, expect_tensor, norm_error, one_of,
+                                probes_fixture, type_name)
+from autograder.testing import checked_grad_call as grad_call
 
 
 # This assignment's folder: its worker_objects.py builds the in-process samplers.
@@ -37,14 +36,6 @@ def expect_float(value, what) -> float:
     if not math.isfinite(value):
         raise CheckFailure(f"{what} is {value}, expected a finite number", what=what)
     return value
-
-
-def grad_call(fn, what, *args):
-    """Run ``fn(*args)`` and backpropagate in the worker: (scalar output, gradient per arg)."""
-    out, grads = expect_tuple(fn.grad_call(*args), 2, f"{what} (grad_call)")
-    if type(grads) is not list or len(grads) != len(args):
-        raise CheckFailure(f"{what}: malformed gradients")
-    return out, grads
 
 
 def expect_gradient(grad, of, what, *, shape, device, inputs=None) -> np.ndarray:
@@ -602,8 +593,4 @@ def trained_samples(student, make, device, seed, reference=None) -> tuple[dict, 
     return history, samples
 
 
-@pytest.fixture(scope="session")
-def probes():
-    """This module's helpers, probes and constants, for the tests (a test module cannot import
-    its conftest): ``probes.random_weights(rng, ...)``."""
-    return sys.modules[__name__]
+probes = probes_fixture(__name__)

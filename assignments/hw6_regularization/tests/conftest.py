@@ -4,16 +4,15 @@ use. A test module cannot import its conftest, so the tests reach them through t
 fixture at the end.
 """
 import copy
-import sys
 
 import numpy as np
-import pytest
 
 from autograder.testing import (CheckFailure, GATE_NOTE, StudentCodeError, assert_close,
                                 assert_gradient, assert_not_mutated, dicts_close, expect_array,
                                 expect_scalar, expect_tuple, gradient_tolerance, norm_error,
-                                numeric_vjp, one_of, own_parts, require_nontrivial_gradient,
-                                trivial_reason, type_name, without_null_parts)
+                                numeric_vjp, one_of, own_parts, probes_fixture,
+                                require_nontrivial_gradient, trivial_reason, type_name,
+                                without_null_parts)
 
 # Entries of a float64 array a correct implementation may compute in another order: exact
 # zeros in theory (sums of dx, the bias gradient before batchnorm) are rounding noise in
@@ -609,8 +608,4 @@ def judged_accuracy(net, judge, params, recipe, X_test, y_test) -> float:
     return float(np.mean(np.argmax(scores, axis=1) == y_test))
 
 
-@pytest.fixture(scope="session")
-def probes():
-    """This module's helpers, probes and constants, for the tests (a test module cannot import
-    its conftest): ``probes.random_weights(rng, ...)``."""
-    return sys.modules[__name__]
+probes = probes_fixture(__name__)
