@@ -256,13 +256,13 @@ def with_parts(reference: types.ModuleType, **parts) -> types.ModuleType:
     student's, called through the worker): its composites then run the contract's code around
     the student's own parts, so a test of a composite can accept a result that is right given
     those parts, whose mistakes cost in their own tests. Trusted code, run in the grader."""
+    from .public import checks_off
+
     code = getattr(reference, "__dlgrade_code__", None)
     if code is None:
         raise ValueError("with_parts needs a module made by load_reference")
     copy = types.ModuleType(f"{reference.__name__}_with_parts")
     copy.__file__ = reference.__file__
-    from .public import checks_off
-
     with checks_off():
         for compiled in code:
             exec(compiled, copy.__dict__)

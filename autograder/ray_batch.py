@@ -135,7 +135,8 @@ def engine_digest() -> str:
     """The engine's part of the assignment fingerprint (the grader's own source): a node must
     grade with the very code the driver fingerprints, or status.json would lie."""
     none = Path("/nonexistent/dlgrade")
-    stub = SimpleNamespace(tests_dir=none, directory=none, mutants_file=None, master=None)
+    stub = SimpleNamespace(tests_dir=none, directory=none, mutants_file=None, master=None,
+                           public_files=list)
     return assignment_fingerprint(stub)
 
 

@@ -11,7 +11,7 @@ import tempfile
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from .textsafe import escape_control
 
@@ -77,7 +77,7 @@ def read_results(path: Path) -> Results | None:
     grading process that died half way, a file written by something else)."""
     try:
         return Results.model_validate_json(Path(path).read_bytes())
-    except (OSError, ValueError, ValidationError):
+    except (OSError, ValueError):  # pydantic's ValidationError is a ValueError
         return None
 
 

@@ -95,8 +95,6 @@ def assignment_fingerprint(assignment, engine_dir: Path | None = None) -> str:
 
 
 def _declared_files(assignment) -> list[tuple[str, Path]]:
-    if not hasattr(assignment, "public_files"):
-        return []
     try:
         return assignment.public_files()
     except AssignmentError:
